@@ -1,0 +1,116 @@
+"""Cargo helpers shared by the test stages: workspace metadata and nextest with JUnit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ci.errors import WorkspaceError
+from ci.parsers import TestCase, parse_junit
+from ci.result import Finding
+from ci.stage import StageContext
+
+NEXTEST_PROFILE = "pipeline"
+
+
+def metadata(ctx: StageContext) -> dict[str, Any]:
+    """`cargo metadata --no-deps` of the workspace (fast: no dependency resolution)."""
+    res = ctx.runner.run(
+        ["cargo", "metadata", "--no-deps", "--format-version", "1"],
+        cwd=ctx.workspace,
+        env=ctx.cargo_env(),
+        capture=True,
+        echo_output=False,
+    )
+    if not res.ok:
+        line = next((x for x in res.stderr.splitlines() if x.startswith("error")), res.stderr)
+        raise WorkspaceError(f"cargo metadata failed in {ctx.workspace}: {line.strip()}")
+    try:
+        return json.loads(res.stdout)  # type: ignore[no-any-return]
+    except ValueError:
+        raise WorkspaceError("cargo metadata printed invalid JSON") from None
+
+
+def target_kinds(meta: dict[str, Any]) -> set[str]:
+    """Every target kind present in the workspace members (lib, bin, test, bench, ...)."""
+    members = set(meta.get("workspace_members", []))
+    kinds: set[str] = set()
+    for pkg in meta.get("packages", []):
+        if pkg.get("id") in members:
+            for target in pkg.get("targets", []):
+                kinds.update(target.get("kind", []))
+    return kinds
+
+
+def has_lib(meta: dict[str, Any]) -> bool:
+    """True when some member has a library target (doc tests need one)."""
+    return bool(target_kinds(meta) & {"lib", "rlib", "proc-macro"})
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """A nextest run: exit code, the test cases from its JUnit report, the report path."""
+
+    returncode: int
+    cases: list[TestCase]
+    junit: Path | None
+    output: str
+
+
+def _tool_config(ctx: StageContext) -> Path:
+    store = ctx.artifacts_dir / "nextest"
+    path = ctx.artifacts_dir / "nextest.toml"
+    path.write_text(
+        "# Written by the pipeline; layered under the workspace's own .config/nextest.toml.\n"
+        f"[store]\ndir = {json.dumps(str(store))}\n\n"
+        f"[profile.{NEXTEST_PROFILE}]\nfail-fast = false\n\n"
+        f'[profile.{NEXTEST_PROFILE}.junit]\npath = "junit.xml"\nstore-success-output = false\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def nextest(
+    ctx: StageContext, selection: Sequence[str], env: dict[str, str] | None = None
+) -> TestRun:
+    """Run `cargo nextest run --workspace <selection>` with a JUnit report copied to
+    `<artifacts>/junit.xml`. Extra posargs go to nextest."""
+    config = _tool_config(ctx)
+    junit_src = ctx.artifacts_dir / "nextest" / NEXTEST_PROFILE / "junit.xml"
+    junit_src.unlink(missing_ok=True)
+    args = ["nextest", "run", "--workspace", *selection, "--profile", NEXTEST_PROFILE]
+    args += ["--tool-config-file", f"pipeline:{config}", *ctx.posargs]
+    res = ctx.cargo(args, env=env)
+    junit: Path | None = None
+    cases: list[TestCase] = []
+    if junit_src.is_file():
+        junit = ctx.artifacts_dir / "junit.xml"
+        shutil.copyfile(junit_src, junit)
+        cases = parse_junit(junit.read_text(encoding="utf-8"))
+    return TestRun(res.returncode, cases, junit, res.output)
+
+
+def test_findings(check: str, cases: Sequence[TestCase]) -> list[Finding]:
+    """One finding per failed test, naming the crate, the test and the assertion."""
+    return [
+        Finding(
+            check=check,
+            message=f"{c.name} failed: {c.message}".rstrip(": "),
+            rule="test-failure",
+            crate=c.suite,
+        )
+        for c in cases
+        if c.status == "failed"
+    ]
+
+
+def count(cases: Sequence[TestCase]) -> str:
+    """`12 passed, 1 failed, 0 skipped`."""
+    p = sum(c.status == "passed" for c in cases)
+    f = sum(c.status == "failed" for c in cases)
+    s = sum(c.status == "skipped" for c in cases)
+    return f"{p} passed, {f} failed, {s} skipped"

@@ -1,0 +1,54 @@
+"""One exception type per kind of failure, each with its own exit code.
+
+Entry points (nox sessions, invoke tasks) catch `PipelineError` once and print
+its one-line message; nothing below them prints tracebacks for expected
+failures.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base of every expected failure; `str(err)` is the one line shown."""
+
+    exit_code = 2
+
+
+class ConfigError(PipelineError):
+    """A `[tool.pipeline]` value or environment override is malformed."""
+
+    exit_code = 3
+
+
+class WorkspaceError(PipelineError):
+    """The configured workspace is not a usable Cargo workspace."""
+
+    exit_code = 4
+
+
+class ToolMissing(PipelineError):
+    """An external program is not installed; the message says how to get it."""
+
+    exit_code = 5
+
+    def __init__(self, tool: str, hint: str) -> None:
+        super().__init__(f"{tool} not found on PATH: {hint}")
+        self.tool = tool
+
+
+class ServiceError(PipelineError):
+    """A backing service (Postgres, Redis, ...) could not be started or never became ready."""
+
+    exit_code = 6
+
+
+class GateFailed(PipelineError):
+    """A stage ran and its gate is red (findings, failing tests, thresholds)."""
+
+    exit_code = 1
+
+
+class Interrupted(PipelineError):
+    """The run was interrupted (Ctrl-C / SIGTERM); everything was torn down."""
+
+    exit_code = 130

@@ -1,0 +1,176 @@
+"""Parsers of the tools' machine-readable output into findings. Pure functions: they
+take text and return data, so they are tested on golden samples without running cargo."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci.result import Finding
+
+_FMT_DIFF = re.compile(r"^Diff in (?P<file>.+?)(?::(?P<line>\d+):| at line (?P<line2>\d+):)\s*$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\x1b\(B")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def relpath(path: str, base: Path) -> str:
+    """`path` relative to `base` when it lies below it, else unchanged."""
+    try:
+        return str(Path(path).resolve().relative_to(base.resolve()))
+    except ValueError:
+        return path
+
+
+def parse_fmt_check(output: str, workspace: Path) -> list[Finding]:
+    """Findings from `cargo fmt --check` output: one per file that needs formatting,
+    at the first differing line."""
+    seen: dict[str, int | None] = {}
+    for raw in strip_ansi(output).splitlines():
+        m = _FMT_DIFF.match(raw.strip())
+        if not m:
+            continue
+        file = relpath(m["file"], workspace)
+        line = m["line"] or m["line2"]
+        seen.setdefault(file, int(line) if line else None)
+    return [
+        Finding(
+            check="fmt",
+            message="not formatted (run `invoke fmt` or `cargo fmt --all`)",
+            rule="rustfmt",
+            file=file,
+            line=line,
+        )
+        for file, line in seen.items()
+    ]
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A compiler/clippy diagnostic from cargo's JSON messages."""
+
+    level: str
+    message: str
+    code: str | None
+    file: str | None
+    line: int | None
+    rendered: str
+
+
+def parse_cargo_messages(stdout: str) -> list[Diagnostic]:
+    """Diagnostics from `cargo ... --message-format=json` output. Summary lines such
+    as "aborting due to N previous errors" (no code, no span) are dropped; duplicates
+    (the same diagnostic reported for lib and lib-test) are reported once."""
+    result: list[Diagnostic] = []
+    seen: set[tuple[str, str | None, int | None, str]] = set()
+    for raw in stdout.splitlines():
+        raw = raw.strip()
+        if not raw.startswith("{"):
+            continue
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            continue
+        if msg.get("reason") != "compiler-message":
+            continue
+        diag = msg.get("message") or {}
+        level = diag.get("level", "")
+        if level not in ("error", "warning"):
+            continue
+        spans = diag.get("spans") or []
+        code = (diag.get("code") or {}).get("code")
+        if not spans and not code:
+            continue
+        primary = next((s for s in spans if s.get("is_primary")), spans[0] if spans else None)
+        file = primary.get("file_name") if primary else None
+        line = primary.get("line_start") if primary else None
+        key = (diag.get("message", ""), file, line, level)
+        if key in seen:
+            continue
+        seen.add(key)
+        result.append(
+            Diagnostic(
+                level=level,
+                message=diag.get("message", ""),
+                code=code,
+                file=file,
+                line=line,
+                rendered=diag.get("rendered") or diag.get("message", ""),
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """One test case of a JUnit report."""
+
+    suite: str
+    name: str
+    status: str  # passed | failed | skipped
+    message: str = ""
+    time_s: float = 0.0
+
+
+def parse_junit(xml_text: str) -> list[TestCase]:
+    """Test cases from a JUnit XML report (nextest's Jenkins flavour or similar)."""
+    root = ET.fromstring(xml_text)
+    cases: list[TestCase] = []
+    for suite in root.iter("testsuite"):
+        suite_name = suite.get("name", "")
+        for case in suite.iter("testcase"):
+            status, message = "passed", ""
+            for tag in ("failure", "error"):
+                node = case.find(tag)
+                if node is not None:
+                    status = "failed"
+                    message = _panic_message(node.text or "", node.get("message") or "")
+                    break
+            else:
+                if case.find("skipped") is not None:
+                    status = "skipped"
+            cases.append(
+                TestCase(
+                    suite=case.get("classname") or suite_name,
+                    name=case.get("name", ""),
+                    status=status,
+                    message=message,
+                    time_s=float(case.get("time") or 0),
+                )
+            )
+    return cases
+
+
+def _panic_message(body: str, fallback: str) -> str:
+    """The line after "panicked at file:line:", i.e. the assertion text."""
+    lines = [line.strip() for line in body.splitlines()]
+    for i, line in enumerate(lines):
+        if "panicked at" in line and i + 1 < len(lines) and lines[i + 1]:
+            where = line.split("panicked at", 1)[1].strip().rstrip(":")
+            return f"{lines[i + 1]} (at {where})"
+    return fallback.strip() or (lines[0] if lines else "")
+
+
+_DOCTEST_FAIL = re.compile(r"^---- (?P<name>.+?) stdout ----$")
+_DOCTEST_SUMMARY = re.compile(r"^test result: (?:ok|FAILED)\. (?P<passed>\d+) passed; (?P<failed>\d+) failed")
+
+
+def parse_doctest_output(output: str) -> tuple[list[str], int, int]:
+    """(failed doc test names, passed count, failed count) from `cargo test --doc` output."""
+    failed: list[str] = []
+    passed_n = failed_n = 0
+    for raw in strip_ansi(output).splitlines():
+        line = raw.strip()
+        m = _DOCTEST_FAIL.match(line)
+        if m and m["name"] not in failed:
+            failed.append(m["name"])
+        s = _DOCTEST_SUMMARY.match(line)
+        if s:
+            passed_n += int(s["passed"])
+            failed_n += int(s["failed"])
+    return failed, passed_n, failed_n

@@ -1,0 +1,155 @@
+"""The stage contract: what every stage returns and writes to the output folder.
+
+`<out_dir>/<stage>.json` is the only input of every report, so a report can be
+re-rendered without running anything again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class Status(str, Enum):
+    """Outcome of a stage or check. Only PASSED is green; SKIPPED always says why."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # the gate is red
+    ERROR = "error"  # the stage could not run (bad config, missing tool, service down)
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def ok(self) -> bool:
+        return self is Status.PASSED
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a gate found. `message` is one line and already redacted."""
+
+    check: str
+    message: str
+    rule: str | None = None
+    file: str | None = None
+    line: int | None = None
+    severity: str = "error"
+    crate: str | None = None
+
+    def location(self) -> str:
+        """`file:line`, `crate`, or empty."""
+        if self.file:
+            return f"{self.file}:{self.line}" if self.line else self.file
+        return self.crate or ""
+
+    def one_line(self) -> str:
+        """Human form: `[check] location: message (rule)`."""
+        where = self.location()
+        rule = f" ({self.rule})" if self.rule and self.rule not in self.message else ""
+        return f"[{self.check}] {where + ': ' if where else ''}{self.message}{rule}"
+
+
+@dataclass
+class CheckResult:
+    """One check inside a stage (e.g. `fmt` and `clippy` inside `lint`)."""
+
+    name: str
+    status: Status
+    duration_s: float = 0.0
+    summary: str = ""
+    tool_version: str | None = None
+
+
+@dataclass
+class StageResult:
+    """What a stage returns and writes as `<stage>.json`."""
+
+    stage: str
+    status: Status
+    duration_s: float
+    budget_s: float
+    summary: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    blocking: bool = True
+
+    @property
+    def over_budget(self) -> bool:
+        return self.duration_s > self.budget_s
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema"] = SCHEMA_VERSION
+        data["status"] = self.status.value
+        for check in data["checks"]:
+            check["status"] = check["status"].value
+        data["over_budget"] = self.over_budget
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageResult:
+        return cls(
+            stage=data["stage"],
+            status=Status(data["status"]),
+            duration_s=float(data["duration_s"]),
+            budget_s=float(data["budget_s"]),
+            summary=data.get("summary", ""),
+            findings=[Finding(**f) for f in data.get("findings", [])],
+            checks=[
+                CheckResult(**{**c, "status": Status(c["status"])}) for c in data.get("checks", [])
+            ],
+            artifacts=dict(data.get("artifacts", {})),
+            blocking=bool(data.get("blocking", True)),
+        )
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def result_path(out_dir: Path, stage: str) -> Path:
+    return out_dir / f"{stage}.json"
+
+
+def write_result(out_dir: Path, result: StageResult) -> Path:
+    """Write `<out_dir>/<stage>.json` atomically and return its path."""
+    path = result_path(out_dir, result.stage)
+    atomic_write(path, json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_result(out_dir: Path, stage: str) -> StageResult | None:
+    """The stage's last result, or None when it has not written one (or it is unreadable)."""
+    path = result_path(out_dir, stage)
+    try:
+        return StageResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    """Aggregate status: error beats failed beats cancelled beats passed; all-skipped is skipped."""
+    order = [Status.ERROR, Status.FAILED, Status.CANCELLED, Status.PASSED, Status.SKIPPED]
+    seen = set(statuses)
+    for status in order:
+        if status in seen:
+            return status
+    return Status.SKIPPED

@@ -1,0 +1,236 @@
+"""The one command runner: argument lists only, echoed, tool resolved first, output
+redacted on its way to the terminal and the stage log, CI log groups."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TextIO
+
+from ci.errors import ToolMissing
+from ci.redact import Redactor
+
+# What to tell the user when a program is missing.
+INSTALL_HINTS: dict[str, str] = {
+    "cargo": "install Rust with rustup (https://rustup.rs) and make sure ~/.cargo/bin is on PATH",
+    "rustfmt": "rustup component add rustfmt",
+    "cargo-fmt": "rustup component add rustfmt",
+    "cargo-clippy": "rustup component add clippy",
+    "cargo-nextest": "run `invoke tools.install` (cargo install --locked cargo-nextest)",
+    "cargo-audit": "run `invoke tools.install` (cargo install --locked cargo-audit)",
+    "cargo-deny": "run `invoke tools.install` (cargo install --locked cargo-deny)",
+    "cargo-tarpaulin": "run `invoke tools.install` (cargo install --locked cargo-tarpaulin)",
+    "docker": "install Docker Engine, or set [tool.pipeline.services] backend = 'local'",
+    "initdb": "install PostgreSQL server binaries (apt-get install postgresql-15)",
+    "postgres": "install PostgreSQL server binaries (apt-get install postgresql-15)",
+    "redis-server": "install Redis (apt-get install redis-server)",
+    "nox": "pip install -e . (installs nox and invoke)",
+}
+
+
+def which(tool: str, extra_dirs: Sequence[Path] = ()) -> str | None:
+    """Resolve a program on PATH, then in `extra_dirs`."""
+    found = shutil.which(tool)
+    if found:
+        return found
+    for folder in extra_dirs:
+        candidate = folder / tool
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def require(tool: str, extra_dirs: Sequence[Path] = ()) -> str:
+    """Resolve a program or raise ToolMissing with an install hint."""
+    found = which(tool, extra_dirs)
+    if not found:
+        raise ToolMissing(tool, INSTALL_HINTS.get(tool, f"install {tool}"))
+    return found
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """A finished command: exit code, redacted stdout/stderr, wall time."""
+
+    cmd: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def output(self) -> str:
+        """stdout then stderr, for messages."""
+        return self.stdout + self.stderr
+
+
+class Runner:
+    """Runs external programs for one stage.
+
+    Every line any program prints goes through the redactor before reaching the
+    terminal (`echo`) or the stage log (`log_path`), so no secret the pipeline knows
+    is ever shown or stored.
+    """
+
+    def __init__(
+        self,
+        redactor: Redactor | None = None,
+        *,
+        log_path: Path | None = None,
+        echo: bool = True,
+        github: bool = False,
+        stream: TextIO | None = None,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.redact = redactor or Redactor()
+        self.log_path = log_path
+        self.echo = echo
+        self.github = github
+        self._stream = stream
+        self.base_env = dict(os.environ if base_env is None else base_env)
+        self._lock = threading.Lock()
+        self._log: IO[str] | None = None
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = log_path.open("a", encoding="utf-8")
+        if github:
+            # GitHub masks these in its own logs too; the value is printed once, by design.
+            for value in sorted(self.redact.values):
+                self._out().write(f"::add-mask::{value}\n")
+
+    def _out(self) -> TextIO:
+        return self._stream or sys.stdout
+
+    def close(self) -> None:
+        """Close the stage log."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def say(self, text: str, *, to_terminal: bool = True) -> None:
+        """Print one redacted message to the terminal and the log."""
+        line = self.redact(text.rstrip("\n")) + "\n"
+        with self._lock:
+            if self._log is not None:
+                self._log.write(line)
+                self._log.flush()
+            if to_terminal and self.echo:
+                self._out().write(line)
+                self._out().flush()
+
+    def error(self, text: str) -> None:
+        """An error line; an `::error::` annotation under GitHub Actions."""
+        self.say(f"::error::{text}" if self.github else f"error: {text}")
+
+    @contextlib.contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        """A collapsible log group under GitHub Actions, a header elsewhere."""
+        self.say(f"::group::{title}" if self.github else f"── {title}")
+        try:
+            yield
+        finally:
+            if self.github:
+                self.say("::endgroup::")
+
+    def run(
+        self,
+        cmd: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        capture: bool = False,
+        echo_output: bool | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run `cmd` (an argument list). stderr is always streamed; stdout is streamed
+        unless `capture` (then it is returned, e.g. cargo's JSON messages, and logged).
+        Raises ToolMissing when the program does not exist."""
+        argv = [str(part) for part in cmd]
+        exe = require(argv[0]) if os.sep not in argv[0] else argv[0]
+        full_env = {**self.base_env, **(env or {})}
+        show = self.echo if echo_output is None else echo_output
+        self.say("+ " + shlex.join(argv))
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                [exe, *argv[1:]],
+                cwd=cwd,
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                bufsize=1,
+            )
+        except OSError as err:
+            raise ToolMissing(argv[0], f"cannot execute: {err.strerror}") from None
+        out: list[str] = []
+        err_lines: list[str] = []
+        threads = [
+            threading.Thread(
+                target=self._pump, args=(proc.stdout, out, show and not capture), daemon=True
+            ),
+            threading.Thread(target=self._pump, args=(proc.stderr, err_lines, show), daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            err_lines.append(f"timed out after {timeout:g}s\n")
+        except BaseException:
+            # Ctrl-C: the child got the signal too; give it a moment to clean up.
+            with contextlib.suppress(Exception):
+                proc.terminate()
+                proc.wait(timeout=10)
+            raise
+        finally:
+            for t in threads:
+                t.join(timeout=5)
+        return CommandResult(
+            cmd=tuple(argv),
+            returncode=proc.returncode,
+            stdout="".join(out),
+            stderr="".join(err_lines),
+            duration_s=time.monotonic() - start,
+        )
+
+    def _pump(self, pipe: IO[str] | None, sink: list[str], show: bool) -> None:
+        if pipe is None:
+            return
+        for raw in pipe:
+            line = self.redact(raw)
+            if not line.endswith("\n"):
+                line += "\n"
+            sink.append(line)
+            with self._lock:
+                if self._log is not None:
+                    self._log.write(line)
+                    self._log.flush()
+                if show:
+                    self._out().write(line)
+                    self._out().flush()
+        pipe.close()
