@@ -157,7 +157,9 @@ def _panic_message(body: str, fallback: str) -> str:
 
 
 _DOCTEST_FAIL = re.compile(r"^---- (?P<name>.+?) stdout ----$")
-_DOCTEST_SUMMARY = re.compile(r"^test result: (?:ok|FAILED)\. (?P<passed>\d+) passed; (?P<failed>\d+) failed")
+_DOCTEST_SUMMARY = re.compile(
+    r"^test result: (?:ok|FAILED)\. (?P<passed>\d+) passed; (?P<failed>\d+) failed"
+)
 
 
 def parse_doctest_output(output: str) -> tuple[list[str], int, int]:

@@ -11,14 +11,14 @@ import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Outcome of a stage or check. Only PASSED is green; SKIPPED always says why."""
 
     PASSED = "passed"

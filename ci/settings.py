@@ -218,7 +218,8 @@ class Settings:
         ws = self.workspace
         if not ws.is_dir():
             raise WorkspaceError(
-                f"workspace {ws} does not exist (set [tool.pipeline] workspace or PIPELINE_WORKSPACE)"
+                f"workspace {ws} does not exist "
+                "(set [tool.pipeline] workspace or PIPELINE_WORKSPACE)"
             )
         if not (ws / "Cargo.toml").is_file():
             raise WorkspaceError(

@@ -1,0 +1,89 @@
+"""Service provisioning for integration tests: pick a backend, start every service,
+yield their URLs, and tear everything down on success, failure, exception, Ctrl-C
+and SIGTERM (the stage runner turns SIGTERM into KeyboardInterrupt)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from ci.errors import ConfigError, ServiceError
+from ci.services.base import Backend, RunningService, ServiceSpec
+from ci.services.docker_backend import DockerBackend
+from ci.services.local import LocalBackend
+from ci.settings import Settings
+
+KNOWN = ("postgres", "redis")
+
+
+def specs_from_settings(settings: Settings, names: list[str]) -> list[ServiceSpec]:
+    """Typed service specs from `[tool.pipeline.services.<name>]`."""
+    section = settings.section("services")
+    timeout = section.float("startup_timeout", 30, minimum=1)
+    specs = []
+    for name in names:
+        if name not in KNOWN:
+            raise ConfigError(
+                f"[tool.pipeline] unknown service {name!r}; known services: {', '.join(KNOWN)}"
+            )
+        sub = section.sub(name)
+        default_image = "postgres:15" if name == "postgres" else "redis:7-alpine"
+        port = sub.int("port", 0, minimum=0)
+        if port > 65535:
+            raise ConfigError(f"[tool.pipeline] services.{name}.port: {port} is not a TCP port")
+        specs.append(
+            ServiceSpec(
+                name=name,
+                image=sub.str("image", default_image),
+                port=port,
+                version=sub.str("version", "15" if name == "postgres" else ""),
+                user=sub.str("user", "postgres"),
+                database=sub.str("database", "postgres"),
+                startup_timeout=timeout,
+            )
+        )
+    return specs
+
+
+def choose_backend(settings: Settings, specs: list[ServiceSpec]) -> Backend:
+    """The configured backend, or under `auto` docker when it can run every image and
+    local binaries otherwise; ServiceError naming what to install when neither can."""
+    section = settings.section("services")
+    kind = section.choice("backend", ("auto", "docker", "local"), "auto")
+    docker = DockerBackend(pull=section.bool("pull", False))
+    local = LocalBackend()
+    candidates: list[Backend] = {"docker": [docker], "local": [local]}.get(kind, [docker, local])
+    reasons = []
+    for backend in candidates:
+        reason = backend.available(specs)
+        if reason is None:
+            return backend
+        reasons.append(f"{backend.name}: {reason}")
+    raise ServiceError(
+        "cannot provide " + ", ".join(s.name for s in specs) + "; " + "; ".join(reasons)
+    )
+
+
+@contextmanager
+def provision(
+    settings: Settings,
+    names: list[str],
+    *,
+    on_ready: Callable[[RunningService], None] | None = None,
+) -> Iterator[dict[str, RunningService]]:
+    """Start `names` and yield {name: RunningService}; always tear down."""
+    specs = specs_from_settings(settings, names)
+    backend = choose_backend(settings, specs)
+    running: dict[str, RunningService] = {}
+    try:
+        for spec in specs:
+            service = backend.start(spec)
+            running[spec.name] = service
+            if on_ready:
+                on_ready(service)
+        yield running
+    finally:
+        backend.stop_all()
+
+
+__all__ = ["RunningService", "ServiceError", "ServiceSpec", "provision"]

@@ -1,0 +1,204 @@
+"""Local backend: Postgres and Redis server binaries found on the machine, each on a
+free port with a private data dir under a temp folder, in its own session so a
+terminal Ctrl-C reaches the pipeline (which tears down) and not the servers."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from ci.errors import ServiceError
+from ci.runner import INSTALL_HINTS, which
+from ci.services.base import (
+    ENV_VARS,
+    RunningService,
+    ServiceSpec,
+    free_port,
+    make_url,
+    port_in_use,
+    wait_ready,
+)
+
+PORT_TAKEN_MARKERS = ("Address already in use", "could not create any TCP/IP sockets")
+# Attempts when a free port is grabbed by someone else between probe and bind.
+PORT_RETRIES = 4
+
+
+def _pg_bin_dirs(version: str) -> list[Path]:
+    dirs = [Path(f"/usr/lib/postgresql/{version}/bin")] if version else []
+    dirs += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    return dirs
+
+
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    """Postgres refuses to run as root: pick a system account to run it as."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise ServiceError("running as root and no 'postgres' or 'nobody' account to run postgres as")
+
+
+class LocalBackend:
+    """Runs services as local processes."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._dirs: list[Path] = []
+
+    def _binary(self, tool: str, version: str = "") -> str | None:
+        if tool in ("initdb", "postgres"):
+            # Versioned server dirs first: a PATH shim may be a wrapper for another version.
+            for folder in _pg_bin_dirs(version):
+                if (folder / tool).is_file():
+                    return str(folder / tool)
+        return which(tool)
+
+    def available(self, specs: list[ServiceSpec]) -> str | None:
+        """None when every needed server binary exists."""
+        missing = []
+        for spec in specs:
+            tools = ["initdb", "postgres"] if spec.name == "postgres" else ["redis-server"]
+            for tool in tools:
+                if not self._binary(tool, spec.version):
+                    missing.append(f"{tool} ({INSTALL_HINTS[tool]})")
+        return "missing " + ", ".join(missing) if missing else None
+
+    def start(self, spec: ServiceSpec) -> RunningService:
+        """Start `spec` on a free (or the configured) port and wait until it is ready."""
+        started = time.monotonic()
+        workdir = Path(tempfile.mkdtemp(prefix=f"pipeline-{spec.name}-"))
+        self._dirs.append(workdir)
+        user = _unprivileged_user() if spec.name == "postgres" else None
+        if user is not None:
+            os.chown(workdir, user.pw_uid, user.pw_gid)
+        if spec.name == "postgres":
+            self._initdb(spec, workdir, user)
+        for attempt in range(PORT_RETRIES):
+            port = spec.port or free_port()
+            if spec.port and port_in_use(port):
+                raise ServiceError(
+                    f"{spec.name}: port {port} is already in use; free it or set "
+                    f"[tool.pipeline.services.{spec.name}] port = 0 for a free port"
+                )
+            proc, log = self._spawn(spec, workdir, port, user)
+            try:
+                wait_ready(
+                    spec,
+                    "127.0.0.1",
+                    port,
+                    alive=lambda p=proc, lg=log: _dead(p, lg),
+                    timeout=spec.startup_timeout,
+                )
+            except ServiceError as err:
+                if spec.port == 0 and attempt + 1 < PORT_RETRIES and _port_taken(log):
+                    self._terminate(proc)
+                    continue  # another run grabbed the port first
+                if _port_taken(log):
+                    raise ServiceError(f"{spec.name}: port {port} is already in use") from None
+                raise err from None
+            return RunningService(
+                name=spec.name,
+                backend=self.name,
+                host="127.0.0.1",
+                port=port,
+                url=make_url(spec, "127.0.0.1", port),
+                env_var=ENV_VARS[spec.name],
+                ready_s=time.monotonic() - started,
+            )
+        raise ServiceError(f"{spec.name}: no free port after {PORT_RETRIES} attempts")
+
+    def _initdb(self, spec: ServiceSpec, workdir: Path, user: pwd.struct_passwd | None) -> None:
+        initdb = self._binary("initdb", spec.version)
+        assert initdb is not None
+        cmd = [initdb, "-D", str(workdir / "data"), "-U", spec.user, "-A", "trust"]
+        cmd += ["-E", "UTF8", "--no-sync", "--no-instructions"]
+        res = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            user=user.pw_uid if user else None,
+            group=user.pw_gid if user else None,
+            check=False,
+            start_new_session=True,
+        )
+        if res.returncode != 0:
+            reason = (res.stderr.strip().splitlines() or ["unknown error"])[-1]
+            raise ServiceError(f"postgres: initdb failed: {reason}")
+
+    def _spawn(
+        self, spec: ServiceSpec, workdir: Path, port: int, user: pwd.struct_passwd | None
+    ) -> tuple[subprocess.Popen[bytes], Path]:
+        log = workdir / f"{spec.name}-{port}.log"
+        if spec.name == "postgres":
+            exe = self._binary("postgres", spec.version)
+            cmd = [str(exe), "-D", str(workdir / "data"), "-p", str(port), "-k", str(workdir)]
+            cmd += ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
+            cmd += ["-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        else:
+            exe = self._binary("redis-server")
+            cmd = [str(exe), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
+            cmd += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                user=user.pw_uid if user else None,
+                group=user.pw_gid if user else None,
+            )
+        self._procs.append((spec.name, proc))
+        return proc, log
+
+    def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            # SIGINT is postgres' "fast shutdown"; redis saves nothing (save "").
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+    def stop_all(self) -> None:
+        """Stop every server started here and delete their data dirs."""
+        while self._procs:
+            _, proc = self._procs.pop()
+            with contextlib.suppress(Exception):
+                self._terminate(proc)
+        while self._dirs:
+            shutil.rmtree(self._dirs.pop(), ignore_errors=True)
+
+
+def _tail(log: Path, lines: int = 3) -> str:
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text[-lines:])
+
+
+def _dead(proc: subprocess.Popen[bytes], log: Path) -> str | None:
+    if proc.poll() is None:
+        return None
+    return f"exit code {proc.returncode}: {_tail(log) or 'no output'}"
+
+
+def _port_taken(log: Path) -> bool:
+    text = _tail(log, 20)
+    return any(marker in text for marker in PORT_TAKEN_MARKERS)
