@@ -1,0 +1,96 @@
+"""Reports rendered only from the result files: the terminal gate table and
+`summary.md` (GitHub step summary / PR comment). Rebuildable without rerunning."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ci.result import StageResult, Status, atomic_write, read_result
+
+_MARK = {
+    Status.PASSED: "PASS",
+    Status.FAILED: "FAIL",
+    Status.ERROR: "ERROR",
+    Status.SKIPPED: "SKIP",
+    Status.CANCELLED: "CANCELLED",
+}
+
+
+def load(out_dir: Path, names: Sequence[str]) -> list[StageResult]:
+    """The results of `names` that exist in `out_dir`, in the given order."""
+    return [r for r in (read_result(out_dir, n) for n in names) if r is not None]
+
+
+def _duration(r: StageResult) -> str:
+    flag = " !" if r.over_budget else ""
+    return f"{r.duration_s:.1f}s / {r.budget_s:.0f}s{flag}"
+
+
+def _findings(r: StageResult) -> str:
+    errors = sum(f.severity == "error" for f in r.findings)
+    warnings = len(r.findings) - errors
+    return f"{errors}" + (f" (+{warnings} warn)" if warnings else "")
+
+
+def table(results: Sequence[StageResult]) -> str:
+    """A fixed-width gate table: stage, status, duration vs budget, findings, summary."""
+    header = ("stage", "status", "time / budget", "findings", "summary")
+    rows = [
+        (
+            r.stage + ("" if r.blocking else " (advisory)"),
+            _MARK[r.status],
+            _duration(r),
+            _findings(r),
+            _first_line(r.summary, 70),
+        )
+        for r in results
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
+        for row in (header, *rows)
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    total = sum(r.duration_s for r in results)
+    lines.append(
+        f"total stage time {total:.1f}s"
+        + (" (! = over budget)" if any(r.over_budget for r in results) else "")
+    )
+    return "\n".join(lines)
+
+
+def markdown(results: Sequence[StageResult], *, title: str = "Pipeline") -> str:
+    """`summary.md`: the gate table plus every blocking finding, as GitHub markdown."""
+    ok = all(r.status in (Status.PASSED, Status.SKIPPED) or not r.blocking for r in results)
+    out = [f"## {title}: {'passed' if ok else 'failed'}", ""]
+    out += ["| stage | status | time / budget | findings | summary |", "|---|---|---|---|---|"]
+    for r in results:
+        summary = _first_line(r.summary, 120).replace("|", "\\|")
+        out.append(
+            f"| {r.stage} | {_MARK[r.status]} | {_duration(r)} | {_findings(r)} | {summary} |"
+        )
+    details = [(r, f) for r in results for f in r.findings if f.severity == "error"]
+    if details:
+        out += ["", "### Findings", ""]
+        for r, f in details[:50]:
+            out.append(f"- **{r.stage}** {f.one_line()}".replace("|", "\\|"))
+        if len(details) > 50:
+            out.append(f"- … and {len(details) - 50} more (see the stage JSON files)")
+    return "\n".join(out) + "\n"
+
+
+def write_summary(out_dir: Path, results: Sequence[StageResult], step_summary: str | None) -> Path:
+    """Write `<out_dir>/summary.md`; append it to $GITHUB_STEP_SUMMARY when given."""
+    text = markdown(results)
+    path = out_dir / "summary.md"
+    atomic_write(path, text)
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as fh:
+            fh.write(text)
+    return path
+
+
+def _first_line(text: str, width: int) -> str:
+    line = (text.strip().splitlines() or [""])[0]
+    return line if len(line) <= width else line[: width - 1] + "…"

@@ -1,0 +1,176 @@
+"""invoke flows over the nox stages. Thin: the executor, plan and reports live in ci/.
+
+invoke ci            every stage as the specification's graph, gate table, non-zero on failure
+invoke check         fmt, then lint + unit + integration: "ready to push"
+invoke tools.install pinned cargo tools (nextest, audit, deny)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from invoke import Collection, Context, task
+from invoke.exceptions import Exit
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from ci.errors import PipelineError  # noqa: E402
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Expected failures become one line and their exit code, never a traceback."""
+    try:
+        yield
+    except PipelineError as err:
+        raise Exit(f"error: {err}", code=err.exit_code) from None
+
+
+def _flow(stages: list[str] | None, parallelism: int = 0, keep_going: bool = False) -> None:
+    from ci import report, settings
+    from ci.flow import Executor, nox_command, plan
+
+    with _errors():
+        cfg = settings.load(ROOT)
+        steps = plan(stages, cfg.budget)
+        github = os.environ.get("GITHUB_ACTIONS") == "true"
+        names = " → ".join(
+            s.name + (f" (after {', '.join(s.needs)})" if s.needs else "") for s in steps
+        )
+        print(f"plan: {names}", flush=True)
+        outcome = Executor(
+            steps,
+            cfg.out_dir,
+            nox_command(ROOT / "noxfile.py"),
+            parallelism=parallelism or cfg.parallelism,
+            fail_fast=not keep_going,
+            github=github,
+        ).run()
+        print()
+        print(report.table(outcome.results))
+        summary = report.write_summary(
+            cfg.out_dir, outcome.results, os.environ.get("GITHUB_STEP_SUMMARY")
+        )
+        print(f"results: {cfg.out_dir}/<stage>.json   summary: {summary}")
+    if outcome.interrupted:
+        raise Exit("interrupted: running stages were cancelled and torn down", code=130)
+    if not outcome.ok:
+        failed = [r.stage for r in outcome.results if r.status.value in ("failed", "error")]
+        raise Exit(f"pipeline failed: {', '.join(failed) or 'cancelled'}", code=1)
+
+
+def _split(stages: str) -> list[str] | None:
+    names = [s.strip() for s in stages.split(",") if s.strip()]
+    return names or None
+
+
+@task(
+    help={
+        "stages": "comma-separated subset of stages (default: every stage of the pipeline)",
+        "parallelism": "how many independent stages run at once (default: [tool.pipeline])",
+        "keep_going": "do not cancel other stages after a blocking failure",
+    }
+)
+def ci(c: Context, stages: str = "", parallelism: int = 0, keep_going: bool = False) -> None:
+    """Run the whole pipeline as a dependency graph and print the gate table."""
+    _flow(_split(stages), parallelism, keep_going)
+
+
+@task
+def fmt(c: Context) -> None:
+    """Apply formatting to the workspace (cargo fmt --all)."""
+    from ci import settings
+    from ci.runner import Runner
+
+    with _errors(), Runner() as runner:
+        ws = settings.load(ROOT).require_workspace()
+        if not runner.run(["cargo", "fmt", "--all"], cwd=ws).ok:
+            raise Exit("cargo fmt failed", code=1)
+
+
+@task
+def lint(c: Context) -> None:
+    """Formatting and clippy checks (the lint stage)."""
+    _flow(["lint"])
+
+
+@task
+def test(c: Context) -> None:
+    """Unit, doc and integration tests (unit + integration stages)."""
+    _flow(["unit", "integration"])
+
+
+@task(pre=[fmt])
+def check(c: Context) -> None:
+    """Ready to push: apply fmt, then lint, unit and integration."""
+    _flow(["lint", "unit", "integration"])
+
+
+@task
+def report(c: Context) -> None:
+    """Re-render the gate table and summary.md from the last results (runs nothing)."""
+    from ci import report as rep
+    from ci import settings
+    from ci.stages import STAGES
+
+    with _errors():
+        cfg = settings.load(ROOT)
+    results = rep.load(cfg.out_dir, [s.name for s in STAGES])
+    if not results:
+        raise Exit(f"no results in {cfg.out_dir}: run `invoke ci` first", code=2)
+    print(rep.table(results))
+    print(f"summary: {rep.write_summary(cfg.out_dir, results, None)}")
+
+
+@task(
+    help={
+        "dry_run": "only show what would be installed",
+        "only": "comma-separated subset of tools",
+    }
+)
+def install(c: Context, dry_run: bool = False, only: str = "") -> None:
+    """Install the pinned cargo tools the stages need (skips those already at the pin)."""
+    from ci import tools
+    from ci.runner import Runner
+
+    with _errors(), Runner() as runner:
+        tools.install(runner, _split(only) or None, dry_run=dry_run)
+
+
+@task(help={"hook": "git hook to install (pre-push runs `invoke check`)"})
+def hooks_install(c: Context, hook: str = "pre-push") -> None:
+    """Install a git hook that runs `invoke check` before every push."""
+    git_dir = subprocess.run(
+        ["git", "rev-parse", "--git-path", "hooks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if git_dir.returncode != 0:
+        raise Exit("not a git checkout: cannot install hooks", code=2)
+    path = ROOT / git_dir.stdout.strip() / hook
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n# Installed by `invoke hooks.install`.\nexec invoke check\n")
+    path.chmod(0o755)
+    print(f"installed {path}")
+
+
+def _namespace() -> Collection:
+    ns = Collection(ci, fmt, lint, test, check, report)
+    tools_ns = Collection("tools")
+    tools_ns.add_task(install, name="install")
+    hooks_ns = Collection("hooks")
+    hooks_ns.add_task(hooks_install, name="install")
+    ns.add_collection(tools_ns)
+    ns.add_collection(hooks_ns)
+    return ns
+
+
+ns = _namespace()
