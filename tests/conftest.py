@@ -1,0 +1,27 @@
+"""Shared fixtures: an environment that points the pipeline at a fixture crate."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from helpers import FIXTURES, shared_target_dir
+
+
+@pytest.fixture
+def fixture_env(tmp_path: Path):
+    """Factory: environment running the pipeline on `tests/fixtures/<name>`."""
+
+    def make(name: str, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
+        env.pop("GITHUB_ACTIONS", None)
+        env.update(
+            PIPELINE_WORKSPACE=str(FIXTURES / name),
+            PIPELINE_OUTPUT_DIR=str(tmp_path / "out"),
+            PIPELINE_CARGO_TARGET_DIR=shared_target_dir(),
+        )
+        env.update(extra)
+        return env
+
+    return make

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from ci.errors import ConfigError
+from ci.flow import plan
+from ci.stages import STAGES, StageSpec, get_stage
+
+
+def budget(name: str) -> float:
+    return {"lint": 60.0}.get(name, 10.0)
+
+
+def test_default_plan_follows_registry_graph() -> None:
+    steps = plan(None, budget)
+    names = [s.name for s in steps]
+    assert names[:1] == ["lint"] or "lint" in names
+    for step in steps:
+        for need in step.needs:
+            assert names.index(need) < names.index(step.name)
+    assert {s.name for s in steps} == {s.name for s in STAGES if s.in_ci}
+    assert steps[names.index("lint")].budget_s == 60.0
+
+
+def test_selection_drops_needs_outside_it() -> None:
+    steps = plan(["integration", "unit"], budget)
+    assert [(s.name, s.needs) for s in steps] == [("unit", ()), ("integration", ("unit",))]
+
+
+def test_unknown_stage() -> None:
+    with pytest.raises(ConfigError, match="unknown stage"):
+        plan(["lint", "deploy-moon"], budget)
+    with pytest.raises(ConfigError, match="known stages: lint"):
+        get_stage("nope")
+
+
+def test_cycle_detected() -> None:
+    stages = (
+        StageSpec("a", "", "m:f", needs=("b",)),
+        StageSpec("b", "", "m:f", needs=("a",)),
+    )
+    with pytest.raises(ConfigError, match="cycle"):
+        plan(None, budget, stages)
