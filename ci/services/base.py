@@ -42,11 +42,14 @@ class RunningService:
     env_var: str
     ready_s: float = 0.0
     secrets: list[str] = field(default_factory=list)
+    where: str = ""  # data dir (local) or container id (docker), for the log
 
     def describe(self) -> str:
-        return (
+        """One log line: what runs where, and how long it took to become ready."""
+        text = (
             f"{self.name} ({self.backend}) ready on {self.host}:{self.port} in {self.ready_s:.2f}s"
         )
+        return f"{text} [{self.where}]" if self.where else text
 
 
 class Backend(Protocol):
@@ -80,8 +83,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """True when something already listens on (or holds) host:port."""
+    """True when something listens on host:port. SO_REUSEADDR, as servers set it, so a
+    closed server's TIME_WAIT connections do not count as "in use"."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

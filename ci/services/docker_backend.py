@@ -137,6 +137,7 @@ class DockerBackend:
             env_var=ENV_VARS[spec.name],
             ready_s=ready,
             secrets=[password] if password else [],
+            where=f"container {container.short_id}",
         )
 
     def _published_port(self, container: Any, cport: int) -> int:

@@ -116,6 +116,7 @@ class LocalBackend:
                 url=make_url(spec, "127.0.0.1", port),
                 env_var=ENV_VARS[spec.name],
                 ready_s=time.monotonic() - started,
+                where=str(workdir),
             )
         raise ServiceError(f"{spec.name}: no free port after {PORT_RETRIES} attempts")
 
