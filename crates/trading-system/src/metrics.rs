@@ -1,0 +1,172 @@
+//! Hand-rolled Prometheus metrics (text exposition format 0.0.4).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// Histogram bucket upper bounds, in seconds.
+pub const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// All service metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    /// Orders accepted.
+    pub orders: AtomicU64,
+    /// Fills produced.
+    pub fills: AtomicU64,
+    rejected: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    /// Records one HTTP request.
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((route.to_owned(), method.to_owned(), status))
+                .or_default() += 1;
+        }
+        if let Ok(mut m) = self.latency.lock() {
+            let h = m.entry((route.to_owned(), method.to_owned())).or_default();
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if seconds <= *b {
+                    h.counts[i] += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += seconds;
+        }
+    }
+
+    /// Records a rejected order with the rule (or reason) that rejected it.
+    pub fn reject(&self, rule: &str) {
+        if let Ok(mut m) = self.rejected.lock() {
+            *m.entry(rule.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Renders the Prometheus text format.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP http_requests_total HTTP requests by route, method and status.\n");
+        out.push_str("# TYPE http_requests_total counter\n");
+        if let Ok(m) = self.requests.lock() {
+            for ((route, method, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route),
+                    escape(method)
+                );
+            }
+        }
+        out.push_str("# HELP http_request_duration_seconds HTTP request latency.\n");
+        out.push_str("# TYPE http_request_duration_seconds histogram\n");
+        if let Ok(m) = self.latency.lock() {
+            for ((route, method), h) in m.iter() {
+                let labels = format!("route=\"{}\",method=\"{}\"", escape(route), escape(method));
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "http_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {}",
+                        h.counts[i]
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(out, "http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
+                let _ = writeln!(out, "http_request_duration_seconds_count{{{labels}}} {}", h.count);
+            }
+        }
+        out.push_str("# HELP orders_total Orders accepted.\n# TYPE orders_total counter\n");
+        let _ = writeln!(out, "orders_total {}", self.orders.load(Ordering::Relaxed));
+        out.push_str("# HELP fills_total Fills (executions) produced.\n# TYPE fills_total counter\n");
+        let _ = writeln!(out, "fills_total {}", self.fills.load(Ordering::Relaxed));
+        out.push_str(
+            "# HELP orders_rejected_total Orders rejected, by rule.\n# TYPE orders_rejected_total counter\n",
+        );
+        if let Ok(m) = self.rejected.lock() {
+            let total: u64 = m.values().sum();
+            if m.is_empty() {
+                out.push_str("orders_rejected_total 0\n");
+            }
+            for (rule, n) in m.iter() {
+                let _ = writeln!(out, "orders_rejected_total{{rule=\"{}\"}} {n}", escape(rule));
+            }
+            let _ = total;
+        }
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Middleware recording request count and latency for every route.
+pub async fn middleware(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let resp = next.run(req).await;
+    metrics.observe_request(
+        &route,
+        &method,
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_all_families() {
+        let m = Metrics::default();
+        m.observe_request("/orders", "POST", 201, 0.003);
+        m.observe_request("/orders", "POST", 201, 0.2);
+        m.reject("max_order_qty");
+        m.orders.fetch_add(2, Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.contains("http_requests_total{route=\"/orders\",method=\"POST\",status=\"201\"} 2"));
+        assert!(text.contains(
+            "http_request_duration_seconds_bucket{route=\"/orders\",method=\"POST\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "http_request_duration_seconds_bucket{route=\"/orders\",method=\"POST\",le=\"+Inf\"} 2"
+        ));
+        assert!(text.contains("http_request_duration_seconds_count{route=\"/orders\",method=\"POST\"} 2"));
+        assert!(text.contains("orders_total 2"));
+        assert!(text.contains("fills_total 0"));
+        assert!(text.contains("orders_rejected_total{rule=\"max_order_qty\"} 1"));
+    }
+
+    #[test]
+    fn escapes_labels() {
+        assert_eq!(escape("a\"b\\c\n"), "a\\\"b\\\\c\\n");
+    }
+}
