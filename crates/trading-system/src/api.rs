@@ -142,7 +142,6 @@ pub async fn place_order(State(app): State<Arc<AppState>>, body: Bytes) -> Resul
     let qty = Qty(req.qty);
 
     let mut core = app.core.lock().await;
-    let id = core.next_order_id(&app).await?;
     let position = core.position(&account, &req.symbol);
     let last = core.engine.last_trade_price(&req.symbol);
     let intent = OrderIntent {
@@ -162,6 +161,7 @@ pub async fn place_order(State(app): State<Arc<AppState>>, body: Bytes) -> Resul
             rule: Some(rej.rule()),
         });
     }
+    let id = core.next_order_id(&app).await?;
     let order = NewOrder {
         id: OrderId(id),
         side,

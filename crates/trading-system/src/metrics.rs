@@ -105,14 +105,12 @@ impl Metrics {
             "# HELP orders_rejected_total Orders rejected, by rule.\n# TYPE orders_rejected_total counter\n",
         );
         if let Ok(m) = self.rejected.lock() {
-            let total: u64 = m.values().sum();
             if m.is_empty() {
                 out.push_str("orders_rejected_total 0\n");
             }
             for (rule, n) in m.iter() {
                 let _ = writeln!(out, "orders_rejected_total{{rule=\"{}\"}} {n}", escape(rule));
             }
-            let _ = total;
         }
         out
     }
