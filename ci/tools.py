@@ -1,0 +1,150 @@
+"""The cargo tools the pipeline installs itself, at pinned versions, in one table.
+
+`invoke tools.install` and `.ci/run` call `install`; stages call `ensure` for the tools
+they need so a fresh machine works without a manual step. Installing follows plan →
+show → act → verify: a tool already at its pinned version is left alone.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ci.errors import ConfigError, ToolMissing
+from ci.runner import Runner, which
+
+
+@dataclass(frozen=True)
+class CargoTool:
+    """A binary installed with `cargo install --locked <crate>@<version>`."""
+
+    name: str  # the executable, e.g. cargo-audit
+    crate: str
+    version: str
+    purpose: str
+
+    @property
+    def spec(self) -> str:
+        """`crate@version`, as `cargo install` takes it."""
+        return f"{self.crate}@{self.version}"
+
+
+# Bump a version here and nowhere else. cargo-tarpaulin joins this table with coverage.
+TOOLS: dict[str, CargoTool] = {
+    tool.name: tool
+    for tool in (
+        CargoTool("cargo-nextest", "cargo-nextest", "0.9.143", "unit test runner (JUnit)"),
+        CargoTool("cargo-audit", "cargo-audit", "0.22.2", "RustSec advisories (security)"),
+        CargoTool("cargo-deny", "cargo-deny", "0.20.2", "dependency policy (security)"),
+    )
+}
+
+_VERSION = re.compile(r"\b(\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)")
+
+
+def get(name: str) -> CargoTool:
+    """The table entry for `name`; ConfigError listing the known tools otherwise."""
+    try:
+        return TOOLS[name]
+    except KeyError:
+        known = ", ".join(sorted(TOOLS))
+        raise ConfigError(f"unknown tool {name!r}; pinned tools: {known}") from None
+
+
+def parse_version(text: str) -> str | None:
+    """The first `X.Y.Z` in a `--version` line (cargo-audit prints `cargo-audit-audit 0.22.2`)."""
+    match = _VERSION.search(text)
+    return match.group(1) if match else None
+
+
+def version(tool: str) -> str | None:
+    """The installed version of `tool`, or None when it is not installed.
+
+    A quiet probe (`<tool> --version`), not a pipeline step, so it bypasses the echoing
+    runner; a tool that exists but cannot report a version reads as not installed."""
+    exe = which(tool)
+    if exe is None:
+        return None
+    try:
+        proc = subprocess.run(
+            [exe, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_version(proc.stdout + proc.stderr) if proc.returncode == 0 else None
+
+
+def missing(names: Iterable[str] | None = None, *, exact: bool = True) -> list[str]:
+    """Tools of `names` (default: all) that are absent or, with `exact`, not at the pinned
+    version."""
+    result = []
+    for name in names if names is not None else TOOLS:
+        tool = get(name)
+        found = version(tool.name)
+        if found is None or (exact and found != tool.version):
+            result.append(tool.name)
+    return result
+
+
+def plan(names: Iterable[str] | None = None) -> list[tuple[CargoTool, str | None]]:
+    """(tool, installed version) for every tool of `names` that needs installing."""
+    steps = []
+    for name in names if names is not None else TOOLS:
+        tool = get(name)
+        found = version(tool.name)
+        if found != tool.version:
+            steps.append((tool, found))
+    return steps
+
+
+def install(runner: Runner, names: Sequence[str] | None = None, dry_run: bool = False) -> list[str]:
+    """Install the tools of `names` (default: all) that are not at their pinned version.
+
+    Returns the names acted on (or, with `dry_run`, that would be). Raises ToolMissing with
+    the command to run by hand when an install fails or leaves the wrong version."""
+    steps = plan(names)
+    if not steps:
+        runner.say("tools: all at their pinned versions")
+        return []
+    for tool, found in steps:
+        have = f"installed {found}" if found else "not installed"
+        runner.say(f"tools: {tool.name} {have}, pinned {tool.version}")
+    if dry_run:
+        runner.say("tools: dry run, nothing installed")
+        return [tool.name for tool, _ in steps]
+    for tool, _ in steps:
+        cmd = ["cargo", "install", "--locked", tool.spec]
+        res = runner.run(cmd)
+        if not res.ok:
+            raise ToolMissing(
+                tool.name, f"`{' '.join(cmd)}` failed (exit {res.returncode}); run it by hand"
+            )
+        found = version(tool.name)
+        if found != tool.version:
+            raise ToolMissing(
+                tool.name,
+                f"installed but reports version {found or 'none'} instead of {tool.version}; "
+                "check that ~/.cargo/bin comes first on PATH",
+            )
+    return [tool.name for tool, _ in steps]
+
+
+def ensure(runner: Runner, name: str, *, auto_install: bool = True) -> str:
+    """The version of tool `name`, installing it first when absent and `auto_install`.
+
+    A tool present at another version is used as is, with a note: it still works, and
+    replacing someone's tool behind their back is worse than a version drift."""
+    tool = get(name)
+    found = version(tool.name)
+    if found is None:
+        if not auto_install:
+            raise ToolMissing(
+                tool.name, f"run `invoke tools.install` (cargo install --locked {tool.spec})"
+            )
+        install(runner, [name])
+        found = tool.version
+    elif found != tool.version:
+        runner.say(f"note: {tool.name} {found} installed; the pipeline pins {tool.version}")
+    return found
