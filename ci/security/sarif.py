@@ -60,8 +60,6 @@ def build_run(run: ToolRun) -> dict[str, object]:
     for finding in run.findings:
         rule = finding.rule or run.check
         text = finding.message
-        if finding.crate and finding.crate not in text:
-            text = f"{finding.crate}: {text}"
         region = {"startLine": max(1, finding.line or 1)}
         result: dict[str, object] = {
             "ruleId": rule,

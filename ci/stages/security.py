@@ -112,7 +112,7 @@ def run_advisories(
     except ValueError:
         chk.status = Status.ERROR
         chk.summary = _first_line(res.stderr, f"cargo audit failed (exit {res.returncode})")
-        raise PipelineError(f"advisories: {chk.summary}") from None
+        raise PipelineError(chk.summary) from None
     errors = [f for f in findings if f.severity == "error"]
     chk.status = Status.FAILED if errors else Status.PASSED
     chk.summary = (f"{len(errors)} advisory finding(s)" if errors else "no advisories") + (
@@ -129,7 +129,7 @@ def run_policy(ctx: StageContext, opts: Options, lock_text: str, chk: CheckResul
     ctx.runner.say(f"cargo-deny {chk.tool_version}; policy {opts.deny_config}")
     cmd = ["deny", "--format", "json", "--color", "never", "--workspace"]
     cmd += ["--manifest-path", str(ctx.workspace / "Cargo.toml"), "--config", str(config)]
-    cmd += ["check", *(["--offline"] if opts.db.offline else [])]
+    cmd += [*(["--offline"] if opts.db.offline else []), "check"]
     # The JSON diagnostics arrive on stderr: capture them quietly and print findings instead.
     res = ctx.runner.run(
         ["cargo", *cmd], cwd=ctx.workspace, env=ctx.cargo_env(), capture=True, echo_output=False
@@ -145,7 +145,7 @@ def run_policy(ctx: StageContext, opts: Options, lock_text: str, chk: CheckResul
             reason += f" (update {opts.db.path} or raise [advisories] maximum-db-staleness)"
         chk.status = Status.ERROR
         chk.summary = reason
-        raise PipelineError(f"policy: {reason}")
+        raise PipelineError(reason)
     for finding in report.findings:
         if finding.severity != "error":
             ctx.runner.say(f"warning: {finding.one_line()}")
