@@ -166,7 +166,7 @@ def _deny_finding(
             text += f" ({detail}: {span})" if span and span not in detail else f" ({detail})"
         return Finding(
             check="policy",
-            message=text,
+            message=" ".join(text.split()),
             rule=rule,
             file=LOCK,
             line=_lock_line(index, name, version),
@@ -177,7 +177,7 @@ def _deny_finding(
     text = f"{message}: {span}" if span else message
     return Finding(
         check="policy",
-        message=text,
+        message=" ".join(text.split()),
         rule=rule,
         file=config_file if code in _CONFIG_CODES or line else None,
         line=line,
