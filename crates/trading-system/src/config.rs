@@ -60,6 +60,22 @@ impl Config {
 
     /// Reads the configuration through `get` (used by tests).
     ///
+    /// ```
+    /// use trading_system::Config;
+    /// let env = |k: &str| match k {
+    ///     "DATABASE_URL" => Some("postgres://app@127.0.0.1:5432/app".to_owned()),
+    ///     "REDIS_URL" => Some("redis://127.0.0.1:6379/0".to_owned()),
+    ///     "TS_FAULT_LATENCY_MS" => Some("50".to_owned()),
+    ///     _ => None,
+    /// };
+    /// let config = Config::from_lookup(env).unwrap();
+    /// assert_eq!(config.bind_addr.port(), 8080);
+    /// assert_eq!(config.fault.latency_ms, 50);
+    ///
+    /// let err = Config::from_lookup(|_| None).unwrap_err();
+    /// assert_eq!(err.to_string(), "DATABASE_URL is not set");
+    /// ```
+    ///
     /// # Errors
     /// A [`ConfigError`] naming the missing or invalid variable.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
