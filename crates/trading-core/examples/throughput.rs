@@ -28,7 +28,7 @@ fn main() {
         let price = 10_000 + ((state >> 8) % 51) as i64 - 25;
         let qty = 1 + (state >> 32) % 20;
         let sym = symbols[((state >> 20) % 4) as usize];
-        let cancel = (state >> 50) % 10 == 0; // 10 % of steps also cancel an older order
+        let cancel = (state >> 50).is_multiple_of(10); // 10 % of steps also cancel an older order
         orders.push((sym, NewOrder::limit(id, side, price, qty), cancel));
     }
 

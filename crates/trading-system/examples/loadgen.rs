@@ -82,7 +82,7 @@ async fn worker(
     while k < total {
         let due = t0 + Duration::from_secs_f64(k as f64 / rate);
         tokio::time::sleep_until(due.into()).await;
-        let side = if k % 2 == 0 { "buy" } else { "sell" };
+        let side = if k.is_multiple_of(2) { "buy" } else { "sell" };
         let price = 10_000 + (k * 7 % 11) as i64 - 5;
         let qty = 1 + k % 5;
         let body = format!(
