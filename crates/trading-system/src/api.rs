@@ -142,6 +142,7 @@ pub async fn place_order(State(app): State<Arc<AppState>>, body: Bytes) -> Resul
     let qty = Qty(req.qty);
 
     let mut core = app.core.lock().await;
+    core.ensure_consistent(&app).await?;
     let position = core.position(&account, &req.symbol);
     let last = core.engine.last_trade_price(&req.symbol);
     let intent = OrderIntent {
@@ -231,10 +232,11 @@ pub async fn place_order(State(app): State<Arc<AppState>>, body: Bytes) -> Resul
     drop(core);
     app.metrics.orders.fetch_add(1, Ordering::Relaxed);
     app.metrics.fills.fetch_add(fills.len() as u64, Ordering::Relaxed);
-    pending
-        .wait()
-        .await
-        .map_err(|e| ApiError::unavailable(format!("order {id} matched but not persisted: {e}")))?;
+    pending.wait().await.map_err(|e| {
+        ApiError::unavailable(format!(
+            "order {id} not accepted: it could not be persisted ({e}); retry later"
+        ))
+    })?;
     let mut view = OrderView::from_row(row, to_i64(exec.remaining.0));
     view.fills = Some(fill_views);
     Ok((StatusCode::CREATED, Json(view)).into_response())
@@ -310,6 +312,7 @@ pub async fn cancel_order(
     let id = parse_id(&raw)?;
     let uid = id.unsigned_abs();
     let mut core = app.core.lock().await;
+    core.ensure_consistent(&app).await?;
     match core.engine.cancel(OrderId(uid)) {
         Ok(_) => {
             core.order_accounts.remove(&uid);

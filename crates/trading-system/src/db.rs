@@ -1,5 +1,6 @@
 //! Postgres access: connections, migrations, persistence writer and restore.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -182,6 +183,8 @@ pub enum Write {
         /// Order id.
         id: i64,
     },
+    /// No-op; acknowledged once every earlier write has been processed.
+    Barrier,
 }
 
 struct Job {
@@ -239,8 +242,16 @@ impl Writer {
 /// Starts the single writer task. It drains the queue in batches, writing each
 /// batch in one transaction (group commit), then publishes fills and last
 /// prices to Redis, then acknowledges the batch.
+///
+/// When a batch cannot be committed, `stale` is set: the in-memory books then
+/// contain matches that Postgres does not, and must be rebuilt from Postgres.
 #[must_use]
-pub fn spawn_writer(url: String, client: Client, redis: Option<crate::redis_pub::RedisPub>) -> Writer {
+pub fn spawn_writer(
+    url: String,
+    client: Client,
+    redis: Option<crate::redis_pub::RedisPub>,
+    stale: Arc<AtomicBool>,
+) -> Writer {
     let (tx, mut rx) = mpsc::channel::<Job>(65_536);
     tokio::spawn(async move {
         let mut client = Some(client);
@@ -278,7 +289,9 @@ pub fn spawn_writer(url: String, client: Client, redis: Option<crate::redis_pub:
                     }
                 }
             }
-            if result.is_ok() {
+            if result.is_err() {
+                stale.store(true, Ordering::SeqCst);
+            } else {
                 if let Some(r) = &redis {
                     r.publish(&batch_writes(&batch)).await;
                 }
@@ -360,6 +373,7 @@ async fn write_batch(client: &mut Client, batch: &[Job]) -> Result<(), String> {
             Write::Cancel { id } => {
                 tx.execute(&cancel, &[id]).await.map_err(map)?;
             }
+            Write::Barrier => {}
         }
     }
     tx.commit().await.map_err(map)

@@ -41,6 +41,7 @@ pub mod redis_pub;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,35 @@ impl Core {
         }
     }
 
+    /// If a persistence failure left the books ahead of Postgres, waits for the
+    /// writer to drain and rebuilds books and positions from Postgres (the system
+    /// of record). Call with the core lock held.
+    ///
+    /// # Errors
+    /// 503 while Postgres is unavailable.
+    pub async fn ensure_consistent(&mut self, app: &AppState) -> Result<(), ApiError> {
+        if !app.stale.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let unavailable = |e: String| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e);
+        let _ = app.writer.enqueue(db::Write::Barrier).wait().await;
+        app.stale.store(false, Ordering::SeqCst);
+        let client = app.pg.get().await.map_err(|e| {
+            app.stale.store(true, Ordering::SeqCst);
+            unavailable(e)
+        })?;
+        let mut fresh = Core::default();
+        if let Err(e) = restore(&client, &mut fresh).await {
+            app.stale.store(true, Ordering::SeqCst);
+            return Err(unavailable(e));
+        }
+        fresh.next_id = self.next_id;
+        fresh.id_end = self.id_end;
+        *self = fresh;
+        warn!("in-memory state rebuilt from postgres after a persistence failure");
+        Ok(())
+    }
+
     async fn next_order_id(&mut self, app: &AppState) -> Result<u64, ApiError> {
         if self.next_id >= self.id_end {
             let client = app
@@ -125,6 +155,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Risk limits.
     pub risk: RiskChecker,
+    /// Set when a write failed after matching: the books must be rebuilt from
+    /// Postgres before the next order is accepted.
+    pub stale: Arc<AtomicBool>,
     /// Fault injection.
     pub faults: Arc<Faults>,
 }
@@ -197,7 +230,8 @@ pub async fn build_state(config: &Config) -> Result<Arc<AppState>, String> {
 
     let mut core = Core::default();
     restore(&read, &mut core).await?;
-    let writer = db::spawn_writer(url.clone(), write, Some(redis.clone()));
+    let stale = Arc::new(AtomicBool::new(false));
+    let writer = db::spawn_writer(url.clone(), write, Some(redis.clone()), stale.clone());
     Ok(Arc::new(AppState {
         core: Mutex::new(core),
         pg: Pg::new(url, read),
@@ -205,6 +239,7 @@ pub async fn build_state(config: &Config) -> Result<Arc<AppState>, String> {
         writer,
         metrics: Arc::new(Metrics::default()),
         risk: RiskChecker::new(config.risk),
+        stale,
         faults: Arc::new(Faults::new(config.fault)),
     }))
 }
