@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "unit", "integration"]
+nox.options.sessions = ["lint", "security", "unit", "integration"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -29,6 +29,12 @@ def _stage(session: nox.Session, name: str) -> None:
 def lint(session: nox.Session) -> None:
     """Formatting (cargo fmt --check) and lints (cargo clippy -D warnings)."""
     _stage(session, "lint")
+
+
+@nox.session(venv_backend="none")
+def security(session: nox.Session) -> None:
+    """Advisories (cargo audit), dependency policy (cargo deny) and secret scan."""
+    _stage(session, "security")
 
 
 @nox.session(venv_backend="none")

@@ -25,6 +25,7 @@ def metadata(ctx: StageContext) -> dict[str, Any]:
         env=ctx.cargo_env(),
         capture=True,
         echo_output=False,
+        log_stdout=False,
     )
     if not res.ok:
         line = next((x for x in res.stderr.splitlines() if x.startswith("error")), res.stderr)

@@ -147,6 +147,7 @@ class Executor:
 
     def _loop(self) -> None:
         stop = False
+        why = ""
         while True:
             if not stop:
                 for step in self._ready():
@@ -159,6 +160,8 @@ class Executor:
                 continue
             time.sleep(POLL_S)
             for name, run in list(self.running.items()):
+                if name not in self.running:  # cancelled by an earlier failure this round
+                    continue
                 if run.proc.poll() is None:
                     self._heartbeat(run)
                     continue
@@ -167,9 +170,10 @@ class Executor:
                 failed = result.status in (Status.FAILED, Status.ERROR)
                 if failed and result.blocking and self.fail_fast and not stop:
                     stop = True
-                    self._cancel_all(f"{name} {result.status.value}")
+                    why = f"{name} {result.status.value}"
+                    self._cancel_all(why)
             if stop:
-                self._skip_unstartable()
+                self._skip_unstartable(why)
 
     def _ready(self) -> list[Step]:
         ready = []
@@ -185,10 +189,11 @@ class Executor:
                 ready.append(step)
         return ready
 
-    def _skip_unstartable(self) -> None:
+    def _skip_unstartable(self, why: str) -> None:
+        self._ready()  # marks the steps whose own needs failed, with that reason
         for step in self.steps:
             if step.name not in self.results and step.name not in self.running:
-                self._finish_without_running(step, Status.SKIPPED, "skipped: fail-fast")
+                self._finish_without_running(step, Status.SKIPPED, f"skipped: fail-fast ({why})")
 
     def _start(self, step: Step) -> None:
         console = self.out_dir / f"{step.name}.console.log"

@@ -159,10 +159,12 @@ class Runner:
         env: Mapping[str, str] | None = None,
         capture: bool = False,
         echo_output: bool | None = None,
+        log_stdout: bool = True,
         timeout: float | None = None,
     ) -> CommandResult:
         """Run `cmd` (an argument list). stderr is always streamed; stdout is streamed
-        unless `capture` (then it is returned, e.g. cargo's JSON messages, and logged).
+        unless `capture` (then it is returned, e.g. cargo's JSON messages, and logged
+        unless `log_stdout` is false, for bulky machine output like `cargo metadata`).
         Raises ToolMissing when the program does not exist."""
         argv = [str(part) for part in cmd]
         exe = require(argv[0]) if os.sep not in argv[0] else argv[0]
@@ -189,9 +191,13 @@ class Runner:
         err_lines: list[str] = []
         threads = [
             threading.Thread(
-                target=self._pump, args=(proc.stdout, out, show and not capture), daemon=True
+                target=self._pump,
+                args=(proc.stdout, out, show and not capture, log_stdout),
+                daemon=True,
             ),
-            threading.Thread(target=self._pump, args=(proc.stderr, err_lines, show), daemon=True),
+            threading.Thread(
+                target=self._pump, args=(proc.stderr, err_lines, show, True), daemon=True
+            ),
         ]
         for t in threads:
             t.start()
@@ -218,7 +224,7 @@ class Runner:
             duration_s=time.monotonic() - start,
         )
 
-    def _pump(self, pipe: IO[str] | None, sink: list[str], show: bool) -> None:
+    def _pump(self, pipe: IO[str] | None, sink: list[str], show: bool, log: bool) -> None:
         if pipe is None:
             return
         for raw in pipe:
@@ -227,7 +233,7 @@ class Runner:
                 line += "\n"
             sink.append(line)
             with self._lock:
-                if self._log is not None:
+                if log and self._log is not None:
                     self._log.write(line)
                     self._log.flush()
                 if show:

@@ -16,7 +16,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-import ci.stages
 from ci import tools
 from ci.errors import ToolMissing
 from ci.runner import Runner
@@ -71,14 +70,6 @@ def advisory_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     git(db, "add", "-A")
     git(db, "commit", "-qm", "test advisory database")
     return db
-
-
-@pytest.fixture(autouse=True)
-def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run the stage even before it is in the registry (the lead registers it)."""
-    if not any(s.name == "security" for s in ci.stages.STAGES):
-        spec = ci.stages.StageSpec("security", "security checks", "ci.stages.security:run")
-        monkeypatch.setattr(ci.stages, "STAGES", (*ci.stages.STAGES, spec))
 
 
 @dataclass

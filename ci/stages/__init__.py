@@ -30,6 +30,11 @@ STAGES: tuple[StageSpec, ...] = (
         "ci.stages.lint:run",
     ),
     StageSpec(
+        "security",
+        "Advisories (cargo audit), dependency policy (cargo deny) and secret scan.",
+        "ci.stages.security:run",
+    ),
+    StageSpec(
         "unit",
         "Library and binary tests (cargo nextest, JUnit) plus doc tests.",
         "ci.stages.unit:run",
@@ -39,7 +44,7 @@ STAGES: tuple[StageSpec, ...] = (
         "integration",
         "Integration tests (cargo test --test '*') against real Postgres and Redis.",
         "ci.stages.integration:run",
-        needs=("unit",),
+        needs=("unit", "security"),
     ),
 )
 

@@ -1,0 +1,55 @@
+"""`invoke ci` interrupted with SIGINT during `integration` leaves no server behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from helpers import ROOT
+
+from .leftovers import assert_nothing_left, started_services
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sigint_during_integration_tears_down(fixture_env) -> None:
+    env = fixture_env("clean", FIXTURE_SLEEP_SECS="120")
+    out = Path(env["PIPELINE_OUTPUT_DIR"])
+    log = out / "integration.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "ci", "--stages", "integration"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # like a terminal: SIGINT goes to invoke's process group
+    )
+    try:
+        wait_for(lambda: log.is_file() and len(started_services(log)) == 2, 120, "services")
+        wait_for(lambda: "Starting" in log.read_text(), 120, "nextest to start the tests")
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output
+    assert "interrupted" in output
+    data = json.loads((out / "integration.json").read_text())
+    assert data["status"] == "cancelled", data
+    assert_nothing_left(log)
