@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, RwLock};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 use tracing::{error, info, warn};
 
 /// Embedded, ordered schema migrations: (version, name, SQL).
@@ -255,6 +255,7 @@ pub fn spawn_writer(
     let (tx, mut rx) = mpsc::channel::<Job>(65_536);
     tokio::spawn(async move {
         let mut client = Some(client);
+        let mut stmts: Option<Stmts> = None;
         let mut batch: Vec<Job> = Vec::with_capacity(256);
         while let Some(first) = rx.recv().await {
             batch.push(first);
@@ -268,7 +269,10 @@ pub fn spawn_writer(
             for attempt in 0..3 {
                 if client.as_ref().is_none_or(Client::is_closed) {
                     match connect(&url).await {
-                        Ok(c) => client = Some(c),
+                        Ok(c) => {
+                            client = Some(c);
+                            stmts = None;
+                        }
                         Err(e) => {
                             result = Err(e);
                             tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
@@ -277,7 +281,7 @@ pub fn spawn_writer(
                     }
                 }
                 let Some(c) = client.as_mut() else { continue };
-                result = write_batch(c, &batch).await;
+                result = write_batch(c, &mut stmts, &batch).await;
                 match &result {
                     Ok(()) => break,
                     Err(e) => {
@@ -308,41 +312,62 @@ fn batch_writes(batch: &[Job]) -> Vec<&Write> {
     batch.iter().map(|j| &j.write).collect()
 }
 
-async fn write_batch(client: &mut Client, batch: &[Job]) -> Result<(), String> {
+/// Statements the writer prepares once per connection.
+struct Stmts {
+    ins_order: Statement,
+    ins_fill: Statement,
+    upd_maker: Statement,
+    cancel: Statement,
+}
+
+async fn prepare(client: &Client) -> Result<Stmts, tokio_postgres::Error> {
+    Ok(Stmts {
+        ins_order: client
+            .prepare(
+                "INSERT INTO orders (id, client_id, account, symbol, side, order_type, price, qty, filled, status)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .await?,
+        ins_fill: client
+            .prepare(
+                "INSERT INTO fills (symbol, taker_order_id, maker_order_id, taker_side, price, qty)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .await?,
+        upd_maker: client
+            .prepare(
+                "UPDATE orders SET filled = filled + $2,
+                    status = CASE WHEN $3::BIGINT = 0 THEN 'filled' ELSE 'partially_filled' END,
+                    updated_at = now()
+                 WHERE id = $1",
+            )
+            .await?,
+        cancel: client
+            .prepare("UPDATE orders SET status = 'cancelled', updated_at = now() WHERE id = $1")
+            .await?,
+    })
+}
+
+async fn write_batch(client: &mut Client, stmts: &mut Option<Stmts>, batch: &[Job]) -> Result<(), String> {
     let map = |e: tokio_postgres::Error| format!("database error: {e}");
+    if stmts.is_none() {
+        *stmts = Some(prepare(client).await.map_err(map)?);
+    }
+    let Some(Stmts {
+        ins_order,
+        ins_fill,
+        upd_maker,
+        cancel,
+    }) = stmts.as_ref()
+    else {
+        return Err("statements not prepared".to_owned());
+    };
     let tx = client.transaction().await.map_err(map)?;
-    let ins_order = tx
-        .prepare(
-            "INSERT INTO orders (id, client_id, account, symbol, side, order_type, price, qty, filled, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .await
-        .map_err(map)?;
-    let ins_fill = tx
-        .prepare(
-            "INSERT INTO fills (symbol, taker_order_id, maker_order_id, taker_side, price, qty)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .await
-        .map_err(map)?;
-    let upd_maker = tx
-        .prepare(
-            "UPDATE orders SET filled = filled + $2,
-                status = CASE WHEN $3::BIGINT = 0 THEN 'filled' ELSE 'partially_filled' END,
-                updated_at = now()
-             WHERE id = $1",
-        )
-        .await
-        .map_err(map)?;
-    let cancel = tx
-        .prepare("UPDATE orders SET status = 'cancelled', updated_at = now() WHERE id = $1")
-        .await
-        .map_err(map)?;
     for job in batch {
         match &job.write {
             Write::Order { order: o, fills } => {
                 tx.execute(
-                    &ins_order,
+                    ins_order,
                     &[
                         &o.id,
                         &o.client_id,
@@ -360,18 +385,18 @@ async fn write_batch(client: &mut Client, batch: &[Job]) -> Result<(), String> {
                 .map_err(map)?;
                 for f in fills {
                     tx.execute(
-                        &ins_fill,
+                        ins_fill,
                         &[&o.symbol, &f.taker, &f.maker, &f.taker_side, &f.price, &f.qty],
                     )
                     .await
                     .map_err(map)?;
-                    tx.execute(&upd_maker, &[&f.maker, &f.qty, &f.maker_remaining])
+                    tx.execute(upd_maker, &[&f.maker, &f.qty, &f.maker_remaining])
                         .await
                         .map_err(map)?;
                 }
             }
             Write::Cancel { id } => {
-                tx.execute(&cancel, &[id]).await.map_err(map)?;
+                tx.execute(cancel, &[id]).await.map_err(map)?;
             }
             Write::Barrier => {}
         }
