@@ -13,6 +13,8 @@ local advisory database and fetches nothing. Options: `nox -s security -- --hist
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,9 +94,25 @@ def _lock_text(ctx: StageContext) -> str:
 def _first_line(output: str, default: str) -> str:
     for line in output.splitlines():
         text = line.strip()
+        if text.startswith("{"):  # cargo-deny logs JSON: keep only its message
+            with contextlib.suppress(ValueError, AttributeError):
+                text = str(json.loads(text)["fields"]["message"]).splitlines()[0].strip()
         if text and ("error" in text.lower() or "fail" in text.lower()):
             return text[:300]
     return default
+
+
+OFFLINE_HINT = (
+    "; without network access use a local advisory-db checkout: "
+    "PIPELINE_SECURITY__OFFLINE=true PIPELINE_SECURITY__ADVISORY_DB=/path/to/advisory-db"
+)
+
+
+def _with_fetch_hint(reason: str, opts: Options) -> str:
+    """Say how to run air-gapped when the advisory database could not be fetched."""
+    if not opts.db.offline and "fetch" in reason.lower():
+        return reason + OFFLINE_HINT
+    return reason
 
 
 def run_advisories(
@@ -111,7 +129,8 @@ def run_advisories(
         findings = deps.parse_audit_json(res.stdout, lock_text, unmaintained=opts.unmaintained)
     except ValueError:
         chk.status = Status.ERROR
-        chk.summary = _first_line(res.stderr, f"cargo audit failed (exit {res.returncode})")
+        reason = _first_line(res.stderr, f"cargo audit failed (exit {res.returncode})")
+        chk.summary = _with_fetch_hint(reason, opts)
         raise PipelineError(chk.summary) from None
     errors = [f for f in findings if f.severity == "error"]
     chk.status = Status.FAILED if errors else Status.PASSED
@@ -144,8 +163,8 @@ def run_policy(ctx: StageContext, opts: Options, lock_text: str, chk: CheckResul
         if "stale" in reason:
             reason += f" (update {opts.db.path} or raise [advisories] maximum-db-staleness)"
         chk.status = Status.ERROR
-        chk.summary = reason
-        raise PipelineError(reason)
+        chk.summary = _with_fetch_hint(reason, opts)
+        raise PipelineError(chk.summary)
     for finding in report.findings:
         if finding.severity != "error":
             ctx.runner.say(f"warning: {finding.one_line()}")

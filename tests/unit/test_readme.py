@@ -1,0 +1,42 @@
+"""Check-mode twins of the docs: the README's quick start and stage list stay true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ci.stages import STAGES
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def quick_start_commands() -> list[str]:
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return [block.strip() for block in re.findall(r"```sh\n(.*?)```", section, re.S)]
+
+
+def test_exactly_two_fresh_machine_commands() -> None:
+    commands = quick_start_commands()
+    assert len(commands) == 2, commands
+    main_job, tests = commands
+    assert main_job.endswith("invoke ci")
+    assert "pytest" in tests
+
+
+def test_ci_run_runs_the_readme_test_command() -> None:
+    run = (ROOT / ".ci" / "run").read_text().splitlines()
+    test_command = quick_start_commands()[1]
+    assert run[-1].strip() == test_command
+
+
+def test_every_stage_is_documented() -> None:
+    for spec in STAGES:
+        assert f"`nox -s {spec.name}`" in README, spec.name
+
+
+def test_noxfile_has_a_session_per_stage() -> None:
+    noxfile = (ROOT / "noxfile.py").read_text()
+    for spec in STAGES:
+        assert f"def {spec.name}(session: nox.Session)" in noxfile
+        assert f'_stage(session, "{spec.name}")' in noxfile
