@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Benchmarks of the pipeline itself (numbers, not pass/fail):
+
+1. overhead of `nox -s unit` over the bare cargo commands it wraps, warm;
+2. time until Postgres and Redis are both ready (the integration stage's setup).
+
+Usage: python3 scripts/bench_pipeline.py [--runs N] [--workspace PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ci import settings  # noqa: E402
+from ci.services import provision  # noqa: E402
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def bench_overhead(workspace: Path, runs: int) -> None:
+    target = str(ROOT / "target" / "bench")
+    out = tempfile.mkdtemp(prefix="bench-out-")
+    env = {
+        **os.environ,
+        "PIPELINE_WORKSPACE": str(workspace),
+        "PIPELINE_OUTPUT_DIR": out,
+        "PIPELINE_CARGO_TARGET_DIR": target,
+        "CARGO_TARGET_DIR": target,
+        "CARGO_TERM_COLOR": "never",
+    }
+    nox = [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "unit"]
+    bare = [
+        ["cargo", "nextest", "run", "--workspace", "--lib", "--bins", "--no-tests=pass"],
+        ["cargo", "test", "--workspace", "--doc"],
+    ]
+    timed(nox, ROOT, env)  # warm the build
+    for cmd in bare:
+        timed(cmd, workspace, env)
+    wrapped, raw = [], []
+    for _ in range(runs):
+        wrapped.append(timed(nox, ROOT, env))
+        raw.append(sum(timed(cmd, workspace, env) for cmd in bare))
+    w, r = statistics.median(wrapped), statistics.median(raw)
+    print(f"unit stage on {workspace.name}, warm, median of {runs}:")
+    print(f"  nox -s unit           {w:6.3f} s")
+    print(f"  bare cargo commands   {r:6.3f} s")
+    print(f"  pipeline overhead     {w - r:6.3f} s   (target < 0.5 s)")
+
+
+def bench_services(runs: int) -> None:
+    cfg = settings.load(ROOT, {**os.environ, "PIPELINE_SERVICES__BACKEND": "local"})
+    totals: list[float] = []
+    per: dict[str, list[float]] = {"postgres": [], "redis": []}
+    for _ in range(runs):
+        start = time.perf_counter()
+        with provision(cfg, ["postgres", "redis"]) as services:
+            totals.append(time.perf_counter() - start)
+            for name, svc in services.items():
+                per[name].append(svc.ready_s)
+    print(f"services ready (local backend), median of {runs}:")
+    for name, values in per.items():
+        print(f"  {name:<10} {statistics.median(values):6.3f} s")
+    print(f"  both ready {statistics.median(totals):6.3f} s   (target < 3 s)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--workspace", type=Path, default=ROOT / "tests" / "fixtures" / "clean")
+    args = parser.parse_args()
+    bench_overhead(args.workspace.resolve(), args.runs)
+    bench_services(args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
