@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -344,22 +344,34 @@ pub async fn cancel_order(
     Ok(Json(OrderView::from_row(row, 0)))
 }
 
-/// Query of `GET /book/{symbol}`.
-#[derive(Debug, Deserialize)]
-pub struct BookQuery {
-    depth: Option<usize>,
-}
-
 /// `GET /book/{symbol}` — aggregated levels.
 pub async fn get_book(
     State(app): State<Arc<AppState>>,
     Path(symbol): Path<String>,
-    Query(q): Query<BookQuery>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     if !valid_name(&symbol, 32) {
         return Err(ApiError::bad_request("invalid symbol"));
     }
-    let levels = q.depth.unwrap_or(20).clamp(1, 1000);
+    let mut levels = 20usize;
+    for pair in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("depth", v)) => {
+                levels = v
+                    .parse::<usize>()
+                    .map_err(|_| {
+                        ApiError::bad_request(format!("depth must be a positive integer, got {v:?}"))
+                    })?
+                    .clamp(1, 1000);
+            }
+            _ => return Err(ApiError::bad_request(format!("unknown query parameter {pair:?}"))),
+        }
+    }
     let core = app.core.lock().await;
     let depth = core.engine.depth(&symbol, levels);
     let last = core.engine.last_trade_price(&symbol).map(|p| p.0);
@@ -452,6 +464,11 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
 /// Fallback for unknown routes.
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such route")
+}
+
+/// Fallback for known routes called with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
 }
 
 #[cfg(test)]

@@ -320,8 +320,17 @@ async fn bad_requests_give_json_4xx() {
     assert_eq!(st, 404);
     let (st, _) = http(app.addr, "GET", "/orders/abc", None).await;
     assert_eq!(st, 400);
-    let (st, _) = http(app.addr, "GET", "/nope", None).await;
+    let (st, e) = http(app.addr, "GET", "/nope", None).await;
     assert_eq!(st, 404);
+    assert!(e["error"].is_string());
+    let (st, e) = http(app.addr, "PUT", "/orders", Some("{}")).await;
+    assert_eq!(st, 405);
+    assert!(e["error"].is_string());
+    let (st, e) = http(app.addr, "GET", &format!("/book/{sym}?depth=x"), None).await;
+    assert_eq!(st, 400);
+    assert!(e["error"].as_str().unwrap().contains("depth"));
+    let (st, _) = http(app.addr, "GET", &format!("/book/{sym}?depth=3"), None).await;
+    assert_eq!(st, 200);
     let (st, e) = post_order(
         app.addr,
         json!({"symbol": sym, "side": "buy", "type": "limit", "price": 10, "qty": 101}),
