@@ -184,7 +184,7 @@ async fn order_matches_fills_persist_and_last_price_in_redis() {
         .arg("+")
         .arg("-")
         .arg("COUNT")
-        .arg(1000)
+        .arg(10_000)
         .query_async(&mut r)
         .await
         .unwrap();
@@ -474,8 +474,9 @@ async fn binary_exits_zero_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let pid = child.id().unwrap().to_string();
-    let st = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+    // `kill` through sh: the builtin exists wherever a shell does.
+    let st = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
         .status()
         .unwrap();
     assert!(st.success());
