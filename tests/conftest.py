@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, shared_target_dir
+from helpers import FIXTURES, make_advisory_db, shared_target_dir
 
 
 @pytest.fixture
@@ -25,3 +25,9 @@ def fixture_env(tmp_path: Path):
         return env
 
     return make
+
+
+@pytest.fixture(scope="session")
+def advisory_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small local RustSec advisory database (offline mode)."""
+    return make_advisory_db(tmp_path_factory.mktemp("advisory-db"))

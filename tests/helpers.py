@@ -12,8 +12,9 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def shared_target_dir() -> str:
-    """One target dir for all fixture builds (tiny crates with distinct names)."""
-    return os.environ.get("PIPELINE_TEST_TARGET_DIR") or str(ROOT / "target" / "fixtures")
+    """One cargo target dir for every build the tests start (the fixtures are tiny
+    crates with distinct names): the pipeline's own setting when CI exports it."""
+    return os.environ.get("PIPELINE_CARGO_TARGET_DIR") or str(ROOT / "target")
 
 
 def run_nox(sessions: list[str], env: dict[str, str], *args: str, timeout: float = 900):
@@ -35,3 +36,47 @@ def run_invoke(args: list[str], env: dict[str, str], timeout: float = 900):
         timeout=timeout,
         check=False,
     )
+
+
+ADVISORY_ID = "RUSTSEC-2099-0001"
+ADVISORY = f"""```toml
+[advisory]
+id = "{ADVISORY_ID}"
+package = "itoa"
+date = "2099-01-01"
+url = "https://example.invalid/{ADVISORY_ID}"
+categories = ["memory-corruption"]
+keywords = ["test"]
+
+[versions]
+patched = [">= 1.0.19"]
+```
+
+# Test advisory for the pipeline's security gate
+
+Not a real vulnerability: the pipeline's tests mark this itoa version vulnerable.
+"""
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def make_advisory_db(db: Path) -> Path:
+    """A one-advisory database in the RustSec layout, as a git repository (cargo-deny
+    reads the last commit time from it). Used in offline mode: nothing is fetched."""
+    (db / "crates" / "itoa").mkdir(parents=True)
+    (db / "crates" / "itoa" / f"{ADVISORY_ID}.md").write_text(ADVISORY, encoding="utf-8")
+    git(db, "init", "-q")
+    git(db, "add", "-A")
+    git(db, "commit", "-qm", "test advisory database")
+    return db

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from helpers import ADVISORY_ID, git
 
 from ci import tools
 from ci.errors import ToolMissing
@@ -26,50 +27,6 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "security"
 SCHEMA = json.loads((FIXTURES / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
-ADVISORY_ID = "RUSTSEC-2099-0001"
-ADVISORY = f"""```toml
-[advisory]
-id = "{ADVISORY_ID}"
-package = "itoa"
-date = "2099-01-01"
-url = "https://example.invalid/{ADVISORY_ID}"
-categories = ["memory-corruption"]
-keywords = ["test"]
-
-[versions]
-patched = [">= 1.0.19"]
-```
-
-# Test advisory for the pipeline's security gate
-
-Not a real vulnerability: the pipeline's tests mark this itoa version vulnerable.
-"""
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.invalid",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    }
-    return subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    ).stdout
-
-
-@pytest.fixture(scope="session")
-def advisory_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A one-advisory database in the RustSec layout, as a git repository (cargo-deny
-    reads the last commit time from it)."""
-    db = tmp_path_factory.mktemp("advisory-db")
-    (db / "crates" / "itoa").mkdir(parents=True)
-    (db / "crates" / "itoa" / f"{ADVISORY_ID}.md").write_text(ADVISORY, encoding="utf-8")
-    git(db, "init", "-q")
-    git(db, "add", "-A")
-    git(db, "commit", "-qm", "test advisory database")
-    return db
 
 
 @dataclass
