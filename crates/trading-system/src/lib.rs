@@ -357,7 +357,11 @@ impl Server {
     }
 }
 
-/// Runs the service until `signal` resolves, then shuts down gracefully.
+/// Longest time [`run`] waits for in-flight requests after the shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Runs the service until `signal` resolves, then shuts down gracefully
+/// (stops accepting, waits up to [`SHUTDOWN_GRACE`] for in-flight requests).
 ///
 /// # Errors
 /// Startup or server failures, as one line.
@@ -369,7 +373,15 @@ pub async fn run(config: Config, signal: impl Future<Output = ()> + Send + 'stat
     signal.await;
     info!("shutdown signal received; draining in-flight requests");
     server.trigger_shutdown();
-    server.wait().await.map_err(|e| format!("server error: {e}"))?;
+    match tokio::time::timeout(SHUTDOWN_GRACE, server.wait()).await {
+        Ok(r) => r.map_err(|e| format!("server error: {e}"))?,
+        Err(_) => {
+            return Err(format!(
+                "in-flight requests still running {}s after the shutdown signal; exiting",
+                SHUTDOWN_GRACE.as_secs()
+            ))
+        }
+    }
     info!("stopped");
     Ok(())
 }
