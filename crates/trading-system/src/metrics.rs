@@ -129,12 +129,10 @@ pub async fn middleware(State(metrics): State<Arc<Metrics>>, req: Request, next:
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().as_str().to_owned();
     let resp = next.run(req).await;
-    metrics.observe_request(
-        &route,
-        &method,
-        resp.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
+    let elapsed = start.elapsed().as_secs_f64();
+    let status = resp.status().as_u16();
+    metrics.observe_request(&route, &method, status, elapsed);
+    tracing::debug!(%method, %route, status, elapsed_ms = elapsed * 1000.0, "request");
     resp
 }
 
