@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import secrets
+import socket
 from typing import Any
 
 from ci.errors import ServiceError
@@ -23,6 +24,7 @@ from ci.services.base import (
 
 LABEL = "io.pipeline.service"
 OWNER_LABEL = "io.pipeline.owner-pid"
+HOST_LABEL = "io.pipeline.owner-host"
 
 
 class DockerBackend:
@@ -84,6 +86,7 @@ class DockerBackend:
     def start(self, spec: ServiceSpec) -> RunningService:
         """Run the container, find its published port, wait for the protocol."""
         client = self._docker()
+        self.reap_orphans()
         if spec.port and port_in_use(spec.port):
             raise ServiceError(
                 f"{spec.name}: port {spec.port} is already in use; free it or set "
@@ -108,7 +111,11 @@ class DockerBackend:
                 detach=True,
                 environment=environment,
                 ports={f"{cport}/tcp": ("127.0.0.1", spec.port or None)},
-                labels={LABEL: spec.name, OWNER_LABEL: str(os.getpid())},
+                labels={
+                    LABEL: spec.name,
+                    OWNER_LABEL: str(os.getpid()),
+                    HOST_LABEL: socket.gethostname(),
+                },
                 tmpfs={"/var/lib/postgresql/data": "rw"} if spec.name == "postgres" else None,
             )
         except Exception as err:
@@ -149,12 +156,38 @@ class DockerBackend:
             raise ServiceError(f"container {container.short_id} published no port for {cport}")
         return int(bindings[0]["HostPort"])
 
+    def reap_orphans(self) -> int:
+        """Remove containers that a pipeline process on this host started and did not
+        remove because it was killed (SIGKILL, OOM). Containers of other hosts sharing
+        the engine are left alone."""
+        reaped = 0
+        host = socket.gethostname()
+        with contextlib.suppress(Exception):
+            for container in self._docker().containers.list(
+                all=True, filters={"label": [LABEL, f"{HOST_LABEL}={host}"]}
+            ):
+                pid = int(container.labels.get(OWNER_LABEL, "0"))
+                if pid and not _pid_alive(pid):
+                    container.remove(force=True, v=True)
+                    reaped += 1
+        return reaped
+
     def stop_all(self) -> None:
         """Force-remove every container started here."""
         while self._containers:
             container = self._containers.pop()
             with contextlib.suppress(Exception):
                 container.remove(force=True, v=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _short(err: BaseException) -> str:

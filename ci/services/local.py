@@ -27,6 +27,9 @@ from ci.services.base import (
     wait_ready,
 )
 
+WORKDIR_PREFIX = "pipeline-"
+OWNER_FILE = "owner.pid"  # the pipeline process that started the server
+SERVER_FILE = "server.pid"  # the server's pid (its own session leader)
 PORT_TAKEN_MARKERS = ("Address already in use", "could not create any TCP/IP sockets")
 # Attempts when a free port is grabbed by someone else between probe and bind.
 PORT_RETRIES = 4
@@ -78,8 +81,10 @@ class LocalBackend:
     def start(self, spec: ServiceSpec) -> RunningService:
         """Start `spec` on a free (or the configured) port and wait until it is ready."""
         started = time.monotonic()
-        workdir = Path(tempfile.mkdtemp(prefix=f"pipeline-{spec.name}-"))
+        reap_orphans()
+        workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{spec.name}-"))
         self._dirs.append(workdir)
+        (workdir / OWNER_FILE).write_text(str(os.getpid()))
         user = _unprivileged_user() if spec.name == "postgres" else None
         if user is not None:
             os.chown(workdir, user.pw_uid, user.pw_gid)
@@ -162,6 +167,7 @@ class LocalBackend:
                 group=user.pw_gid if user else None,
             )
         self._procs.append((spec.name, proc))
+        (workdir / SERVER_FILE).write_text(str(proc.pid))
         return proc, log
 
     def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
@@ -203,3 +209,36 @@ def _dead(proc: subprocess.Popen[bytes], log: Path) -> str | None:
 def _port_taken(log: Path) -> bool:
     text = _tail(log, 20)
     return any(marker in text for marker in PORT_TAKEN_MARKERS)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_orphans(tmp: Path | None = None) -> list[Path]:
+    """Stop servers whose pipeline process died without tearing down (SIGKILL, OOM,
+    power loss) and delete their data dirs. Runs before every start, so an orphan
+    lives at most until the next integration run on the machine."""
+    reaped = []
+    for workdir in Path(tmp or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        try:
+            owner = int((workdir / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or still being created
+        if _alive(owner):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            server = int((workdir / SERVER_FILE).read_text())
+            # Both servers chdir into their data dir: a reused pid elsewhere is left alone.
+            if os.readlink(f"/proc/{server}/cwd").startswith(str(workdir)):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(server, signal.SIGKILL)
+        shutil.rmtree(workdir, ignore_errors=True)
+        reaped.append(workdir)
+    return reaped

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from ci.errors import ServiceError
 from ci.services import choose_backend, provision, specs_from_settings
 from ci.services.base import port_in_use, probe_postgres, probe_redis
 from ci.services.docker_backend import LABEL
+from ci.services.local import reap_orphans
 
 from .images import build_scratch_image
 
@@ -115,3 +118,34 @@ def test_docker_backend_runs_a_real_container() -> None:
     ).stdout.split()
     assert left == []
     assert not port_in_use(rd.port)
+
+
+ORPHAN = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from ci import settings
+from ci.services import provision
+cfg = settings.load(Path(sys.argv[1]), {"PIPELINE_SERVICES__BACKEND": "local"})
+with provision(cfg, ["postgres", "redis"]) as svc:
+    print(" ".join(f"{s.port}:{s.where}" for s in svc.values()), flush=True)
+    time.sleep(120)
+"""
+
+
+def test_orphans_of_a_killed_run_are_reaped() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN, str(ROOT)], stdout=subprocess.PIPE, text=True
+    )
+    line = proc.stdout.readline().split()
+    proc.kill()  # SIGKILL: no teardown runs
+    proc.wait()
+    started = [(int(p), Path(w)) for p, w in (item.split(":", 1) for item in line)]
+    assert len(started) == 2 and all(port_in_use(p) for p, _ in started)
+    reaped = reap_orphans()
+    assert {w for _, w in started} <= set(reaped)
+    deadline = time.monotonic() + 10
+    while any(port_in_use(p) for p, _ in started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(port_in_use(p) for p, _ in started)
+    assert not any(w.exists() for _, w in started)
