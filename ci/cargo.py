@@ -11,8 +11,8 @@ from typing import Any
 
 from ci.errors import WorkspaceError
 from ci.parsers import TestCase, parse_junit
-from ci.result import Finding
-from ci.stage import StageContext
+from ci.result import Finding, Status
+from ci.stage import Clock, StageContext
 
 NEXTEST_PROFILE = "pipeline"
 
@@ -93,6 +93,39 @@ def nextest(
         shutil.copyfile(junit_src, junit)
         cases = parse_junit(junit.read_text(encoding="utf-8"))
     return TestRun(res.returncode, cases, junit, res.output)
+
+
+def run_tests_check(
+    ctx: StageContext,
+    clock: Clock,
+    title: str,
+    selection: Sequence[str],
+    artifacts: dict[str, str],
+    env: dict[str, str] | None = None,
+) -> None:
+    """The `tests` check of a test stage: nextest over `selection`, one finding per
+    failed test, or the build error when no test could run."""
+    with ctx.runner.group(title), clock.check("tests") as chk:
+        run = nextest(ctx, selection, env=env)
+        if run.junit:
+            artifacts["junit"] = str(run.junit)
+        findings = test_findings("tests", run.cases)
+        chk.summary = count(run.cases)
+        if run.returncode != 0:
+            chk.status = Status.FAILED
+            if not findings:  # nothing ran: the build failed
+                findings = [Finding("tests", first_error(run.output) or "cargo nextest failed")]
+                chk.summary = findings[0].message
+        clock.findings += findings
+
+
+def first_error(output: str) -> str:
+    """The first `error...` line of a failed cargo run, for the one-line reason."""
+    for line in output.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("error") and "test run failed" not in stripped:
+            return stripped
+    return ""
 
 
 def test_findings(check: str, cases: Sequence[TestCase]) -> list[Finding]:

@@ -89,7 +89,23 @@ class Clock:
             self.checks.append(result)
 
     def status(self) -> Status:
-        return worst(c.status for c in self.checks) if self.checks else Status.SKIPPED
+        """Worst check status; SKIPPED when nothing ran."""
+        ran = [c.status for c in self.checks if c.status is not Status.SKIPPED]
+        return worst(ran) if ran else Status.SKIPPED
+
+    def result(self, name: str, artifacts: dict[str, str] | None = None) -> StageResult:
+        """The stage result: status from the checks, summary `check: summary; ...`.
+        Duration and budget are filled in by `execute`."""
+        return StageResult(
+            stage=name,
+            status=self.status(),
+            duration_s=0.0,
+            budget_s=0.0,
+            summary="; ".join(f"{c.name}: {c.summary}" for c in self.checks),
+            findings=self.findings,
+            checks=self.checks,
+            artifacts=dict(artifacts or {}),
+        )
 
 
 StageFunc = Callable[[StageContext], StageResult]

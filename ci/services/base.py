@@ -7,6 +7,7 @@ mistaken for "ready".
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
@@ -73,6 +74,17 @@ class Backend(Protocol):
 
 ENV_VARS = {"postgres": "DATABASE_URL", "redis": "REDIS_URL"}
 CONTAINER_PORTS = {"postgres": 5432, "redis": 6379}
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists (on this host)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def free_port(host: str = "127.0.0.1") -> int:

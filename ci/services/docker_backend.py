@@ -18,6 +18,7 @@ from ci.services.base import (
     RunningService,
     ServiceSpec,
     make_url,
+    pid_alive,
     port_in_use,
     wait_ready,
 )
@@ -167,7 +168,7 @@ class DockerBackend:
                 all=True, filters={"label": [LABEL, f"{HOST_LABEL}={host}"]}
             ):
                 pid = int(container.labels.get(OWNER_LABEL, "0"))
-                if pid and not _pid_alive(pid):
+                if pid and not pid_alive(pid):
                     container.remove(force=True, v=True)
                     reaped += 1
         return reaped
@@ -178,16 +179,6 @@ class DockerBackend:
             container = self._containers.pop()
             with contextlib.suppress(Exception):
                 container.remove(force=True, v=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _short(err: BaseException) -> str:

@@ -23,6 +23,7 @@ from ci.services.base import (
     ServiceSpec,
     free_port,
     make_url,
+    pid_alive,
     port_in_use,
     wait_ready,
 )
@@ -211,16 +212,6 @@ def _port_taken(log: Path) -> bool:
     return any(marker in text for marker in PORT_TAKEN_MARKERS)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_orphans(tmp: Path | None = None) -> list[Path]:
     """Stop servers whose pipeline process died without tearing down (SIGKILL, OOM,
     power loss) and delete their data dirs. Runs before every start, so an orphan
@@ -231,7 +222,7 @@ def reap_orphans(tmp: Path | None = None) -> list[Path]:
             owner = int((workdir / OWNER_FILE).read_text())
         except (OSError, ValueError):
             continue  # not ours, or still being created
-        if _alive(owner):
+        if pid_alive(owner):
             continue
         with contextlib.suppress(OSError, ValueError):
             server = int((workdir / SERVER_FILE).read_text())

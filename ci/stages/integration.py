@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-from ci.cargo import count, metadata, nextest, target_kinds, test_findings
-from ci.result import Finding, StageResult, Status
+from ci.cargo import metadata, run_tests_check, target_kinds
+from ci.result import StageResult, Status
 from ci.services import provision
 from ci.stage import Clock, StageContext
 
@@ -37,26 +37,5 @@ def run(ctx: StageContext) -> StageResult:
         for svc in services.values():
             ctx.runner.redact.add(svc.secrets)
         env = {svc.env_var: svc.url for svc in services.values()}
-        with ctx.runner.group("integration tests (nextest)"), clock.check("tests") as chk:
-            run_ = nextest(ctx, ["--test", "*"], env=env)
-            if run_.junit:
-                artifacts["junit"] = str(run_.junit)
-            findings = test_findings("tests", run_.cases)
-            chk.summary = count(run_.cases)
-            if run_.returncode != 0:
-                chk.status = Status.FAILED
-                if not findings:
-                    line = next((x for x in run_.output.splitlines() if x.startswith("error")), "")
-                    findings = [Finding("tests", line.strip() or "cargo nextest failed")]
-                    chk.summary = findings[0].message
-            clock.findings += findings
-    return StageResult(
-        stage=ctx.name,
-        status=clock.status(),
-        duration_s=0.0,
-        budget_s=0.0,
-        summary="; ".join(f"{c.name}: {c.summary}" for c in clock.checks),
-        findings=clock.findings,
-        checks=clock.checks,
-        artifacts=artifacts,
-    )
+        run_tests_check(ctx, clock, "integration tests (nextest)", ["--test", "*"], artifacts, env)
+    return clock.result(ctx.name, artifacts)

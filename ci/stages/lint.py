@@ -57,17 +57,7 @@ def run(ctx: StageContext) -> StageResult:
             chk.summary = f"{len(findings)} diagnostic(s)"
         clock.findings += findings
 
-    status = clock.status()
-    summary = "; ".join(f"{c.name}: {c.summary}" for c in clock.checks)
-    return StageResult(
-        stage=ctx.name,
-        status=status,
-        duration_s=0.0,
-        budget_s=0.0,
-        summary=summary,
-        findings=clock.findings,
-        checks=clock.checks,
-    )
+    return clock.result(ctx.name)
 
 
 def _first_error(output: str) -> str:

@@ -260,13 +260,4 @@ def run(ctx: StageContext) -> StageResult:
         for c in clock.checks
     ]
     atomic_write(sarif_path, sarif.dumps(runs))
-    return StageResult(
-        stage=ctx.name,
-        status=clock.status(),
-        duration_s=0.0,
-        budget_s=0.0,
-        summary="; ".join(f"{c.name}: {c.summary}" for c in clock.checks),
-        findings=clock.findings,
-        checks=clock.checks,
-        artifacts={"sarif": str(sarif_path)},
-    )
+    return clock.result(ctx.name, {"sarif": str(sarif_path)})
