@@ -271,13 +271,10 @@ class Executor:
             result = read_result(self.out_dir, name)
             if result is None or result.status is not Status.CANCELLED:
                 result = StageResult(
-                    name,
-                    Status.CANCELLED,
-                    time.monotonic() - run.started,
-                    run.step.budget_s,
-                    summary=f"cancelled: {why}",
+                    name, Status.CANCELLED, time.monotonic() - run.started, run.step.budget_s
                 )
-                write_result(self.out_dir, result)
+            result.summary = f"cancelled ({why}); torn down"
+            write_result(self.out_dir, result)
             result.blocking = run.step.blocking
             self.results[name] = result
             self.say(f"■ {name} cancelled ({why})")
