@@ -4,10 +4,8 @@ the outcome into one line and an exit code. Nox sessions call `execute`."""
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -200,24 +198,3 @@ def verdict(result: StageResult) -> str:
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         text += f" | {errors[0].one_line()}{more}"
     return text
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m ci.stage NAME [args...]`: run one stage without nox (used by tests)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        print("usage: python -m ci.stage STAGE [-- tool args]", file=sys.stderr)
-        return 2
-    name, rest = args[0], [a for a in args[1:] if a != "--"]
-    code, line = execute(name, Path.cwd(), rest)
-    print(line, file=sys.stderr if code else sys.stdout)
-    return code
-
-
-def dump(result: StageResult) -> str:
-    """The JSON text of a result (for debugging and `invoke report`)."""
-    return json.dumps(result.to_dict(), indent=2)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
