@@ -45,18 +45,23 @@ def specs_from_settings(settings: Settings, names: list[str]) -> list[ServiceSpe
     return specs
 
 
-def choose_backend(settings: Settings, specs: list[ServiceSpec]) -> Backend:
+def choose_backend(
+    settings: Settings, specs: list[ServiceSpec], say: Callable[[str], None] | None = None
+) -> Backend:
     """The configured backend, or under `auto` docker when it can run every image and
     local binaries otherwise; ServiceError naming what to install when neither can."""
     section = settings.section("services")
     kind = section.choice("backend", ("auto", "docker", "local"), "auto")
-    docker = DockerBackend(pull=section.bool("pull", False))
+    docker = DockerBackend(pull=section.bool("pull", True))
     local = LocalBackend()
     candidates: list[Backend] = {"docker": [docker], "local": [local]}.get(kind, [docker, local])
     reasons = []
     for backend in candidates:
         reason = backend.available(specs)
         if reason is None:
+            if say:
+                why = f" (not {'; '.join(reasons)})" if reasons else ""
+                say(f"services backend: {backend.name}{why}")
             return backend
         reasons.append(f"{backend.name}: {reason}")
     raise ServiceError(
@@ -69,18 +74,19 @@ def provision(
     settings: Settings,
     names: list[str],
     *,
-    on_ready: Callable[[RunningService], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> Iterator[dict[str, RunningService]]:
-    """Start `names` and yield {name: RunningService}; always tear down."""
+    """Start `names` and yield {name: RunningService}; always tear down. `say` gets
+    the backend choice and one line per service once it is ready."""
     specs = specs_from_settings(settings, names)
-    backend = choose_backend(settings, specs)
+    backend = choose_backend(settings, specs, say)
     running: dict[str, RunningService] = {}
     try:
         for spec in specs:
             service = backend.start(spec)
             running[spec.name] = service
-            if on_ready:
-                on_ready(service)
+            if say:
+                say(service.describe())
         yield running
     finally:
         backend.stop_all()

@@ -33,7 +33,7 @@ class DockerBackend:
 
     name = "docker"
 
-    def __init__(self, *, pull: bool = False, client: Any = None) -> None:
+    def __init__(self, *, pull: bool = True, client: Any = None) -> None:
         self.pull = pull
         self._client = client
         self._containers: list[Any] = []
@@ -182,5 +182,8 @@ class DockerBackend:
 
 
 def _short(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
+    """One short line from a docker SDK error (its explanation, not the HTTP wrapper)."""
+    explanation = getattr(err, "explanation", None)
+    text = (str(explanation) if explanation else str(err)).strip().splitlines()
+    line = text[0] if text else type(err).__name__
+    return line if len(line) <= 160 else line[:159] + "…"

@@ -27,9 +27,7 @@ def run(ctx: StageContext) -> StageResult:
     with ExitStack() as stack:
         with ctx.runner.group("services"), clock.check("services") as chk:
             say = ctx.runner.say
-            services = stack.enter_context(
-                provision(ctx.settings, names, on_ready=lambda s: say(s.describe()))
-            )
+            services = stack.enter_context(provision(ctx.settings, names, say=say))
             stack.callback(say, "services stopped: " + ", ".join(services))
             chk.summary = ", ".join(
                 f"{s.name} ({s.backend}) {s.ready_s:.2f}s" for s in services.values()
