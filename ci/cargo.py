@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 from ci.errors import WorkspaceError
 from ci.parsers import TestCase, parse_junit
-from ci.result import Finding, Status
+from ci.result import Finding, Status, atomic_write
 from ci.stage import Clock, StageContext
 
 NEXTEST_PROFILE = "pipeline"
@@ -89,9 +88,12 @@ def nextest(
     junit: Path | None = None
     cases: list[TestCase] = []
     if junit_src.is_file():
+        # nextest writes test output into the report itself: redact before it is kept.
         junit = ctx.artifacts_dir / "junit.xml"
-        shutil.copyfile(junit_src, junit)
-        cases = parse_junit(junit.read_text(encoding="utf-8"))
+        text = ctx.runner.redact(junit_src.read_text(encoding="utf-8", errors="replace"))
+        atomic_write(junit, text)
+        junit_src.unlink()
+        cases = parse_junit(text)
     return TestRun(res.returncode, cases, junit, res.output)
 
 

@@ -103,6 +103,9 @@ class DockerBackend:
                 "POSTGRES_USER": spec.user,
                 "POSTGRES_PASSWORD": password,
                 "POSTGRES_DB": spec.database,
+                # A subdir of the tmpfs mount, so images that initialise as a non-root
+                # user can create it (the mount point itself is root's).
+                "PGDATA": "/var/lib/postgresql/data/pgdata",
             }
             command = ["postgres", "-c", "fsync=off", "-c", "synchronous_commit=off"]
         try:

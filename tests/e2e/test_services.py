@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import run_nox
 
 from ci import settings
 from ci.errors import ServiceError
@@ -18,7 +20,7 @@ from ci.services.base import port_in_use, probe_postgres, probe_redis
 from ci.services.docker_backend import LABEL
 from ci.services.local import reap_orphans
 
-from .images import build_scratch_image
+from .images import postgres_image, redis_image
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,33 +93,54 @@ def docker_ready() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
 
 
-@pytest.mark.skipif(not docker_ready(), reason="no docker engine on this machine")
-def test_docker_backend_runs_a_real_container() -> None:
-    image = build_scratch_image(
-        "pipeline-test/redis:local",
-        "/usr/bin/redis-server",
-        ["--bind", "0.0.0.0", "--protected-mode", "no", "--save", ""],
+needs_docker = pytest.mark.skipif(not docker_ready(), reason="no docker engine on this machine")
+
+
+def containers(*filters: str) -> list[str]:
+    args = [a for f in filters for a in ("--filter", f)]
+    out = subprocess.run(["docker", "ps", "-aq", *args], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+@needs_docker
+def test_docker_backend_runs_real_containers() -> None:
+    s = cfg(
+        services__backend="docker",
+        services__postgres__image=postgres_image(),
+        services__redis__image=redis_image(),
     )
-    s = cfg(services__backend="docker", services__redis__image=image)
-    with provision(s, ["redis"]) as svc:
-        rd = svc["redis"]
-        assert rd.backend == "docker"
+    with provision(s, ["postgres", "redis"]) as svc:
+        pg, rd = svc["postgres"], svc["redis"]
+        assert pg.backend == rd.backend == "docker"
+        password = pg.secrets[0]
+        assert pg.url == f"postgres://postgres:{password}@127.0.0.1:{pg.port}/postgres"
+        assert probe_postgres("127.0.0.1", pg.port) == "ready"
         assert probe_redis("127.0.0.1", rd.port) == "ready"
-        running = subprocess.run(
-            ["docker", "ps", "-q", "--filter", f"label={LABEL}=redis"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        assert running
-    left = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label={LABEL}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert left == []
-    assert not port_in_use(rd.port)
+        assert len(containers(f"label={LABEL}")) == 2
+    assert containers(f"label={LABEL}") == []
+    assert not port_in_use(pg.port) and not port_in_use(rd.port)
+
+
+@needs_docker
+def test_integration_stage_on_docker_masks_the_generated_password(fixture_env) -> None:
+    env = fixture_env(
+        "integration_fault",
+        PIPELINE_SERVICES__BACKEND="docker",
+        PIPELINE_SERVICES__POSTGRES__IMAGE=postgres_image(),
+        PIPELINE_SERVICES__REDIS__IMAGE=redis_image(),
+    )
+    r = run_nox(["integration"], env)
+    assert r.returncode != 0  # the fixture's planted failure
+    out_dir = Path(env["PIPELINE_OUTPUT_DIR"])
+    log = (out_dir / "integration.log").read_text()
+    assert "services backend: docker" in log
+    # the failing test printed DATABASE_URL: the password is masked in every output
+    assert re.search(r"database: postgres://postgres:\*\*\*@127\.0\.0\.1:\d+/postgres", log)
+    junit = (out_dir / "integration" / "junit.xml").read_text()
+    assert "postgres://postgres:***@" in junit
+    for text in (r.stdout + r.stderr, log, junit):
+        assert not re.search(r"postgres://postgres:(?!\*\*\*)[^@]+@", text)
+    assert containers(f"label={LABEL}") == []
 
 
 ORPHAN = """
