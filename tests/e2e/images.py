@@ -5,6 +5,7 @@ the public ones the pipeline uses (`redis:7-alpine`, `postgres:15`)."""
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -88,12 +89,14 @@ def _is_elf(path: Path) -> bool:
         return False
 
 
+@functools.cache
 def redis_image(tag: str = "pipeline-test/redis:local") -> str:
     """A redis-server image that behaves like redis:7-alpine for the pipeline."""
     cmd = '["/usr/bin/redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", ""]'
     return build(tag, ["/usr/bin/redis-server"], f"WORKDIR /tmp\nENTRYPOINT {cmd}\n", {})
 
 
+@functools.cache
 def postgres_image(tag: str = "pipeline-test/postgres:local") -> str:
     """A PostgreSQL 15 image honouring the postgres:15 image's environment contract."""
     files = [
