@@ -30,7 +30,7 @@ def metadata(ctx: StageContext) -> dict[str, Any]:
         line = next((x for x in res.stderr.splitlines() if x.startswith("error")), res.stderr)
         raise WorkspaceError(f"cargo metadata failed in {ctx.workspace}: {line.strip()}")
     try:
-        return json.loads(res.stdout)  # type: ignore[no-any-return]
+        return json.loads(res.stdout)
     except ValueError:
         raise WorkspaceError("cargo metadata printed invalid JSON") from None
 

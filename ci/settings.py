@@ -85,13 +85,13 @@ class Section:
         """The keys present in this table."""
         return list(self.data)
 
-    def str(self, key: str, default: str = "") -> str:
+    def text(self, key: str, default: str = "") -> str:
         value = self.data.get(key, default)
         if isinstance(value, (dict, list)):
             raise self._fail(key, "a string", value)
         return str(value)
 
-    def bool(self, key: str, default: bool = False) -> bool:
+    def flag(self, key: str, default: bool = False) -> bool:
         value = self.data.get(key, default)
         if isinstance(value, bool):
             return value
@@ -102,7 +102,7 @@ class Section:
             return False
         raise self._fail(key, "true or false", value)
 
-    def float(self, key: str, default: float = 0.0, *, minimum: float | None = None) -> float:
+    def number(self, key: str, default: float = 0.0, *, minimum: float | None = None) -> float:
         value = self.data.get(key, default)
         try:
             number = float(value) if not isinstance(value, bool) else None
@@ -114,7 +114,7 @@ class Section:
             raise self._fail(key, f"a number >= {minimum:g}", value)
         return number
 
-    def int(self, key: str, default: int = 0, *, minimum: int | None = None) -> int:
+    def whole(self, key: str, default: int = 0, *, minimum: int | None = None) -> int:
         value = self.data.get(key, default)
         try:
             number = int(str(value).strip()) if not isinstance(value, (bool, float)) else None
@@ -127,12 +127,12 @@ class Section:
         return number
 
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.str(key, default).strip().lower()
+        value = self.text(key, default).strip().lower()
         if value not in choices:
             raise self._fail(key, "one of " + ", ".join(choices), value)
         return value
 
-    def list(self, key: str, default: tuple[str, ...] = ()) -> list[str]:
+    def strings(self, key: str, default: tuple[str, ...] = ()) -> list[str]:
         """A list of strings; from the environment, comma-separated."""
         value = self.data.get(key, list(default))
         if isinstance(value, str):
@@ -143,7 +143,7 @@ class Section:
 
     def path(self, key: str, default: str = "", *, base: Path | None = None) -> Path | None:
         """A path, relative to `base` (default: the project root); None when empty."""
-        text = self.str(key, default).strip()
+        text = self.text(key, default).strip()
         if not text:
             return None
         path = Path(os.path.expanduser(text))
@@ -202,16 +202,16 @@ class Settings:
     @property
     def secret_env(self) -> list[str]:
         """Extra environment variable names whose values are secrets."""
-        return self.top.list("secret_env")
+        return self.top.strings("secret_env")
 
     @property
     def parallelism(self) -> int:
         """How many independent stages `invoke ci` runs side by side."""
-        return self.top.int("parallelism", 2, minimum=1)
+        return self.top.whole("parallelism", 2, minimum=1)
 
     def budget(self, stage: str) -> float:
         """The stage's time budget in seconds."""
-        return self.section("budgets").float(stage, DEFAULT_BUDGETS.get(stage, 300), minimum=1)
+        return self.section("budgets").number(stage, DEFAULT_BUDGETS.get(stage, 300), minimum=1)
 
     def require_workspace(self) -> Path:
         """The workspace, checked to be a Cargo project; raises WorkspaceError otherwise."""

@@ -112,7 +112,7 @@ StageFunc = Callable[[StageContext], StageResult]
 def resolve(target: str) -> StageFunc:
     """Import `module:function` lazily so `nox -l` stays fast."""
     module, _, func = target.partition(":")
-    return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), func)
 
 
 def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:

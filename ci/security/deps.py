@@ -77,7 +77,8 @@ def _audit_finding(
     version = str(package.get("version", "?"))
     adv_id = advisory.get("id")
     title = advisory.get("title") or kind
-    patched = (entry.get("versions") or {}).get("patched") if isinstance(entry, dict) else None
+    versions = entry.get("versions")
+    patched = versions.get("patched") if isinstance(versions, dict) else None
     fix = f"; upgrade to {' or '.join(patched)}" if patched else ""
     if adv_id:
         message = f"{adv_id} {name} {version}: {title} ({kind}){fix}"

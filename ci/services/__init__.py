@@ -19,7 +19,7 @@ KNOWN = ("postgres", "redis")
 def specs_from_settings(settings: Settings, names: list[str]) -> list[ServiceSpec]:
     """Typed service specs from `[tool.pipeline.services.<name>]`."""
     section = settings.section("services")
-    timeout = section.float("startup_timeout", 30, minimum=0.01)
+    timeout = section.number("startup_timeout", 30, minimum=0.01)
     specs = []
     for name in names:
         if name not in KNOWN:
@@ -28,17 +28,17 @@ def specs_from_settings(settings: Settings, names: list[str]) -> list[ServiceSpe
             )
         sub = section.sub(name)
         default_image = "postgres:15" if name == "postgres" else "redis:7-alpine"
-        port = sub.int("port", 0, minimum=0)
+        port = sub.whole("port", 0, minimum=0)
         if port > 65535:
             raise ConfigError(f"[tool.pipeline] services.{name}.port: {port} is not a TCP port")
         specs.append(
             ServiceSpec(
                 name=name,
-                image=sub.str("image", default_image),
+                image=sub.text("image", default_image),
                 port=port,
-                version=sub.str("version", "15" if name == "postgres" else ""),
-                user=sub.str("user", "postgres"),
-                database=sub.str("database", "postgres"),
+                version=sub.text("version", "15" if name == "postgres" else ""),
+                user=sub.text("user", "postgres"),
+                database=sub.text("database", "postgres"),
                 startup_timeout=timeout,
             )
         )
@@ -52,10 +52,11 @@ def choose_backend(
     local binaries otherwise; ServiceError naming what to install when neither can."""
     section = settings.section("services")
     kind = section.choice("backend", ("auto", "docker", "local"), "auto")
-    docker = DockerBackend(pull=section.bool("pull", True))
+    docker = DockerBackend(pull=section.flag("pull", True))
     local = LocalBackend()
-    candidates: list[Backend] = {"docker": [docker], "local": [local]}.get(kind, [docker, local])
-    reasons = []
+    options: dict[str, list[Backend]] = {"docker": [docker], "local": [local]}
+    candidates = options.get(kind, [docker, local])
+    reasons: list[str] = []
     for backend in candidates:
         reason = backend.available(specs)
         if reason is None:

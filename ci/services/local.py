@@ -5,6 +5,7 @@ terminal Ctrl-C reaches the pipeline (which tears down) and not the servers."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import os
 import pwd
@@ -104,7 +105,7 @@ class LocalBackend:
                     spec,
                     "127.0.0.1",
                     port,
-                    alive=lambda p=proc, lg=log: _dead(p, lg),
+                    alive=functools.partial(_dead, proc, log),
                     timeout=spec.startup_timeout,
                 )
             except ServiceError as err:

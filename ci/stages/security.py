@@ -58,24 +58,24 @@ def options(ctx: StageContext) -> Options:
     """Read settings and arguments; ConfigError on anything malformed."""
     sec = ctx.settings.section("security")
     args = _parse_args(ctx.posargs)
-    checks = tuple(args.only) or tuple(c for c in CHECKS if c in sec.list("checks", CHECKS))
-    unknown = set(sec.list("checks", CHECKS)) - set(CHECKS)
+    checks = tuple(args.only) or tuple(c for c in CHECKS if c in sec.strings("checks", CHECKS))
+    unknown = set(sec.strings("checks", CHECKS)) - set(CHECKS)
     if unknown:
         raise ConfigError(
             f"[tool.pipeline] security.checks: unknown {', '.join(sorted(unknown))}; "
             f"known: {', '.join(CHECKS)}"
         )
-    offline = sec.bool("offline", False)
+    offline = sec.flag("offline", False)
     deny_config = sec.path("deny_config", "deny.toml")
     return Options(
         checks=checks,
         db=advisory_db.resolve(offline, sec.path("advisory_db", "") if offline else None),
         deny_config=deny_config or ctx.settings.root / "deny.toml",
         baseline=sec.path("secrets_baseline", ".secrets.baseline", base=ctx.workspace),
-        history=args.history or sec.bool("scan_history", False),
+        history=args.history or sec.flag("scan_history", False),
         unmaintained=sec.choice("unmaintained", ("warn", "deny"), "warn"),
-        exclude=tuple(sec.list("exclude_paths")),
-        install_tools=sec.bool("install_tools", True),
+        exclude=tuple(sec.strings("exclude_paths")),
+        install_tools=sec.flag("install_tools", True),
     )
 
 

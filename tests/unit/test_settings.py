@@ -37,7 +37,7 @@ def test_pyproject_values_and_env_override(tmp_path: Path) -> None:
 
 def test_env_list_is_comma_separated(tmp_path: Path) -> None:
     s = load(tmp_path, {"PIPELINE_INTEGRATION__SERVICES": "redis, postgres"})
-    assert s.section("integration").list("services") == ["redis", "postgres"]
+    assert s.section("integration").strings("services") == ["redis", "postgres"]
 
 
 def test_malformed_number_names_key_and_env_var(tmp_path: Path) -> None:
@@ -53,12 +53,12 @@ def test_malformed_number_names_key_and_env_var(tmp_path: Path) -> None:
 def test_malformed_bool(tmp_path: Path, raw: str) -> None:
     s = load(tmp_path, {"PIPELINE_SERVICES__PULL": raw})
     with pytest.raises(ConfigError, match="expected true or false"):
-        s.section("services").bool("pull")
+        s.section("services").flag("pull")
 
 
 def test_bool_words(tmp_path: Path) -> None:
     s = load(tmp_path, {"PIPELINE_SERVICES__PULL": "yes"})
-    assert s.section("services").bool("pull") is True
+    assert s.section("services").flag("pull") is True
 
 
 def test_choice_rejects_unknown(tmp_path: Path) -> None:

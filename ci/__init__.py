@@ -1,0 +1,1 @@
+"""The pipeline library: settings, runner, stage contract, stages, services, flows."""
