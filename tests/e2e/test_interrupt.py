@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import ROOT
 
 from .leftovers import assert_nothing_left, started_services
@@ -24,12 +25,20 @@ def wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_sigint_during_integration_tears_down(fixture_env) -> None:
+ENTRY_POINTS = {
+    "invoke": (["-m", "invoke", "ci", "--stages", "integration"], 130),
+    "nox": (["-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "integration"], 1),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_sigint_during_integration_tears_down(fixture_env, entry: str) -> None:
+    argv, expected_code = ENTRY_POINTS[entry]
     env = fixture_env("clean", FIXTURE_SLEEP_SECS="120")
     out = Path(env["PIPELINE_OUTPUT_DIR"])
     log = out / "integration.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "ci", "--stages", "integration"],
+        [sys.executable, *argv],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -47,7 +56,7 @@ def test_sigint_during_integration_tears_down(fixture_env) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert proc.returncode == 130, output
+    assert proc.returncode == expected_code, output
     assert "Traceback" not in output
     assert "interrupted" in output
     data = json.loads((out / "integration.json").read_text())
