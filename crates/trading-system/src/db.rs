@@ -417,7 +417,13 @@ pub async fn get_order(client: &Client, id: i64) -> Result<Option<OrderRow>, Str
         )
         .await
         .map_err(|e| format!("database error: {e}"))?;
-    Ok(row.map(|r| OrderRow {
+    Ok(row.as_ref().map(order_row))
+}
+
+/// An `OrderRow` from a row selected as `id, client_id, account, symbol, side,
+/// order_type, price, qty, filled, status`.
+fn order_row(r: &tokio_postgres::Row) -> OrderRow {
+    OrderRow {
         id: r.get(0),
         client_id: r.get(1),
         account: r.get(2),
@@ -428,7 +434,7 @@ pub async fn get_order(client: &Client, id: i64) -> Result<Option<OrderRow>, Str
         qty: r.get(7),
         filled: r.get(8),
         status: r.get(9),
-    }))
+    }
 }
 
 /// Reserves a block of 1000 order ids: returns `start` (ids `start..start+1000`).
@@ -456,21 +462,7 @@ pub async fn open_orders(client: &Client) -> Result<Vec<OrderRow>, String> {
         )
         .await
         .map_err(|e| format!("database error: {e}"))?;
-    Ok(rows
-        .iter()
-        .map(|r| OrderRow {
-            id: r.get(0),
-            client_id: r.get(1),
-            account: r.get(2),
-            symbol: r.get(3),
-            side: r.get(4),
-            order_type: r.get(5),
-            price: r.get(6),
-            qty: r.get(7),
-            filled: r.get(8),
-            status: r.get(9),
-        })
-        .collect())
+    Ok(rows.iter().map(order_row).collect())
 }
 
 /// A historical fill with both accounts, for rebuilding positions.
