@@ -144,8 +144,8 @@ def execute(
     try:
         spec = get_stage(name)
         settings = settings_mod.load(root, env)
-        budget = settings.budget(name)
         out_dir = settings.out_dir
+        budget = settings.budget(name)
         secrets = secrets_from_env(env, settings.secret_env)
         log_path = out_dir / f"{name}.log"
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,8 @@ def test_malformed_pipeline_value(fixture_env) -> None:
     env = fixture_env("clean", PIPELINE_BUDGETS__LINT="fast")
     r = run_nox(["lint"], env)
     assert_clean_failure(r, "budgets.lint (or $PIPELINE_BUDGETS__LINT): expected a number")
+    data = json.loads((Path(env["PIPELINE_OUTPUT_DIR"]) / "lint.json").read_text())
+    assert data["status"] == "error" and "budgets.lint" in data["summary"]
 
 
 def test_malformed_value_in_invoke_ci(fixture_env) -> None:
