@@ -19,7 +19,7 @@ KNOWN = ("postgres", "redis")
 def specs_from_settings(settings: Settings, names: list[str]) -> list[ServiceSpec]:
     """Typed service specs from `[tool.pipeline.services.<name>]`."""
     section = settings.section("services")
-    timeout = section.number("startup_timeout", 30, minimum=0.01)
+    timeout = section.number("startup_timeout", 30, minimum=0.001)
     specs = []
     for name in names:
         if name not in KNOWN:

@@ -72,6 +72,7 @@ class Backend(Protocol):
         ...
 
 
+PROBE_TIMEOUT_S = 2.0
 ENV_VARS = {"postgres": "DATABASE_URL", "redis": "REDIS_URL"}
 CONTAINER_PORTS = {"postgres": 5432, "redis": 6379}
 
@@ -116,13 +117,18 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return data
 
 
-def probe_postgres(host: str, port: int, user: str = "postgres", database: str = "postgres") -> str:
+def probe_postgres(
+    host: str,
+    port: int,
+    user: str = "postgres",
+    database: str = "postgres",
+    timeout: float = PROBE_TIMEOUT_S,
+) -> str:
     """Send a StartupMessage; 'ready' when the server answers with an authentication
     request, else the server's reason (e.g. 'the database system is starting up')."""
     params = f"user\0{user}\0database\0{database}\0\0".encode()
     packet = struct.pack("!ii", 8 + len(params), 196608) + params
-    with socket.create_connection((host, port), timeout=2) as sock:
-        sock.settimeout(2)
+    with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(packet)
         kind = _recv_exact(sock, 1)
         length = struct.unpack("!i", _recv_exact(sock, 4))[0]
@@ -135,10 +141,9 @@ def probe_postgres(host: str, port: int, user: str = "postgres", database: str =
     return f"unexpected reply {kind!r}"
 
 
-def probe_redis(host: str, port: int) -> str:
+def probe_redis(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> str:
     """Send PING; 'ready' on +PONG (a loading server answers -LOADING)."""
-    with socket.create_connection((host, port), timeout=2) as sock:
-        sock.settimeout(2)
+    with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(b"PING\r\n")
         reply = sock.recv(64)
     if reply.startswith(b"+PONG"):
@@ -146,11 +151,11 @@ def probe_redis(host: str, port: int) -> str:
     return reply.decode(errors="replace").strip() or "no reply"
 
 
-def probe(spec: ServiceSpec, host: str, port: int) -> str:
+def probe(spec: ServiceSpec, host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> str:
     """Readiness of `spec` at host:port."""
     if spec.name == "postgres":
-        return probe_postgres(host, port, spec.user, spec.database)
-    return probe_redis(host, port)
+        return probe_postgres(host, port, spec.user, spec.database, timeout)
+    return probe_redis(host, port, timeout)
 
 
 def wait_ready(
@@ -166,25 +171,27 @@ def wait_ready(
     `alive()` returns None while the server process/container runs, or the reason it
     died (so a crash is reported at once instead of after the timeout)."""
     start = time.monotonic()
-    last = "no answer yet"
+    deadline = start + timeout
     delay = 0.02
     while True:
         dead = alive()
         if dead is not None:
             raise ServiceError(f"{spec.name} exited before becoming ready: {dead}")
+        # A server that accepts but never answers must not hold us past the deadline.
+        wait = min(PROBE_TIMEOUT_S, max(0.05, deadline - time.monotonic()))
         try:
-            state = probe(spec, host, port)
+            state = probe(spec, host, port, wait)
         except OSError as err:
-            state = err.strerror or str(err)
+            state = err.strerror or str(err) or type(err).__name__
         if state == "ready":
             return time.monotonic() - start
-        last = state
-        if time.monotonic() - start > timeout:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             raise ServiceError(
-                f"{spec.name} on {host}:{port} not ready after {timeout:g}s ({last}); "
+                f"{spec.name} on {host}:{port} not ready after {timeout:g}s ({state}); "
                 "raise [tool.pipeline.services] startup_timeout if the machine is slow"
             )
-        time.sleep(delay)
+        time.sleep(min(delay, remaining))
         delay = min(delay * 1.5, 0.25)
 
 

@@ -77,9 +77,9 @@ def test_service_never_ready(fixture_env) -> None:
         return {p.name for p in Path(tempfile.gettempdir()).glob("pipeline-*")}
 
     before = workdirs()
-    env = fixture_env("clean", PIPELINE_SERVICES__STARTUP_TIMEOUT="0.01")
+    env = fixture_env("clean", PIPELINE_SERVICES__STARTUP_TIMEOUT="0.001")
     r = run_nox(["integration"], env)
-    assert_clean_failure(r, "not ready after 0.01s")
+    assert_clean_failure(r, "not ready after 0.001s")
     assert workdirs() <= before, "a service data dir was left behind"
 
 

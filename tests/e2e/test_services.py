@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ from helpers import run_nox
 from ci import settings
 from ci.errors import ServiceError
 from ci.services import choose_backend, provision, specs_from_settings
-from ci.services.base import port_in_use, probe_postgres, probe_redis
+from ci.services.base import port_in_use, probe_postgres, probe_redis, wait_ready
 from ci.services.docker_backend import LABEL
 from ci.services.local import reap_orphans
 
@@ -172,3 +173,16 @@ def test_orphans_of_a_killed_run_are_reaped() -> None:
         time.sleep(0.1)
     assert not any(port_in_use(p) for p, _ in started)
     assert not any(w.exists() for _, w in started)
+
+
+def test_a_server_that_never_answers_times_out() -> None:
+    """A listener that accepts connections but never speaks the protocol."""
+    spec = specs_from_settings(cfg(), ["postgres"])[0]
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        start = time.monotonic()
+        with pytest.raises(ServiceError, match=rf"postgres on 127.0.0.1:{port} not ready after 1s"):
+            wait_ready(spec, "127.0.0.1", port, alive=lambda: None, timeout=1.0)
+        assert time.monotonic() - start < 1.5
