@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ci.result import Finding
 
@@ -62,20 +64,28 @@ class Diagnostic:
     rendered: str
 
 
+def json_lines(text: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a line-delimited stream, skipping anything else (progress
+    text, partial lines), as cargo and cargo-deny print them."""
+    for raw in text.splitlines():
+        raw = raw.strip()
+        if not raw.startswith("{"):
+            continue
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            yield obj
+
+
 def parse_cargo_messages(stdout: str) -> list[Diagnostic]:
     """Diagnostics from `cargo ... --message-format=json` output. Summary lines such
     as "aborting due to N previous errors" (no code, no span) are dropped; duplicates
     (the same diagnostic reported for lib and lib-test) are reported once."""
     result: list[Diagnostic] = []
     seen: set[tuple[str, str | None, int | None, str]] = set()
-    for raw in stdout.splitlines():
-        raw = raw.strip()
-        if not raw.startswith("{"):
-            continue
-        try:
-            msg = json.loads(raw)
-        except ValueError:
-            continue
+    for msg in json_lines(stdout):
         if msg.get("reason") != "compiler-message":
             continue
         diag = msg.get("message") or {}

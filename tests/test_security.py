@@ -15,7 +15,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from helpers import ADVISORY_ID, git
+from helpers import ADVISORY_ID, ROOT, git
+from helpers import FIXTURES as FIXTURES_ROOT
 
 from ci import tools
 from ci.errors import ToolMissing
@@ -24,8 +25,7 @@ from ci.stage import execute
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures" / "security"
+FIXTURES = FIXTURES_ROOT / "security"
 SCHEMA = json.loads((FIXTURES / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
 
 

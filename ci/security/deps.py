@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from ci.parsers import json_lines
 from ci.result import Finding
 
 LOCK = "Cargo.lock"
@@ -116,14 +117,7 @@ def parse_deny_json(
     index = lock_lines(lock_text)
     findings: list[Finding] = []
     errors: dict[str, int] = {}
-    for raw in text.splitlines():
-        raw = raw.strip()
-        if not raw.startswith("{"):
-            continue
-        try:
-            obj = json.loads(raw)
-        except ValueError:
-            continue
+    for obj in json_lines(text):
         fields = obj.get("fields") or {}
         if obj.get("type") == "summary":
             errors = {k: int((v or {}).get("errors", 0)) for k, v in fields.items()}

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import run_nox
+from helpers import ROOT, run_nox
 
 from ci import settings
 from ci.errors import ServiceError
@@ -22,8 +22,6 @@ from ci.services.docker_backend import LABEL
 from ci.services.local import reap_orphans
 
 from .images import postgres_image, redis_image
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def cfg(**env: str) -> settings.Settings:
