@@ -1,11 +1,14 @@
-"""Configuration: `[tool.pipeline]` in pyproject.toml, overridden by environment.
+"""Configuration: `ci/defaults.toml` (the schema: every key and its default), then
+`[tool.pipeline]` in the project's pyproject.toml, then the environment.
 
 Read once by the entry point into a `Settings` object that is passed down; no other
 module reads files or the environment for configuration.
 
-Environment overrides use `PIPELINE_` + the key path upper-cased, tables joined by
-a double underscore: `PIPELINE_WORKSPACE=...`, `PIPELINE_BUDGETS__LINT=90`,
-`PIPELINE_SERVICES__BACKEND=local`, `PIPELINE_SECURITY__OFFLINE=true`.
+Environment overrides use `CIPIPE_` + the key path upper-cased, tables joined by a
+double underscore: `CIPIPE_WORKSPACE=...`, `CIPIPE_BUDGETS__LINT=90`,
+`CIPIPE_SERVICES__BACKEND=local`. The prefix is one no CI system defines (Azure
+Pipelines sets `PIPELINE_WORKSPACE` in every job). A key the schema does not know, in
+pyproject.toml or in the environment, is an error naming it: a typo never goes unnoticed.
 """
 
 from __future__ import annotations
@@ -19,24 +22,68 @@ from typing import Any
 
 from ci.errors import ConfigError, WorkspaceError
 
-ENV_PREFIX = "PIPELINE_"
+ENV_PREFIX = "CIPIPE_"
+DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _set_path(data: dict[str, Any], path: list[str], value: str) -> None:
-    node = data
-    for key in path[:-1]:
-        child = node.get(key)
-        if not isinstance(child, dict):
-            child = {}
-            node[key] = child
-        node = child
-    node[path[-1]] = value
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
 
 
-def merge_env(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Return a deep copy of `data` with `PIPELINE_*` environment overrides applied."""
+def _known(schema: Mapping[str, Any], path: list[str]) -> tuple[bool, Mapping[str, Any]]:
+    """(whether `path` names a key of `schema`, the deepest table reached)."""
+    node: Mapping[str, Any] = schema
+    for i, key in enumerate(path):
+        if key not in node:
+            return False, node
+        child = node[key]
+        if i + 1 < len(path):
+            if not isinstance(child, Mapping):
+                return False, node
+            node = child
+    return True, node
+
+
+def _unknown(schema: Mapping[str, Any], path: list[str], where: str) -> ConfigError:
+    _, table = _known(schema, path)
+    dotted = ".".join(path)
+    prefix = ".".join(path[: len(path) - 1])
+    keys = ", ".join(sorted(table)) if table is not schema or not prefix else ""
+    hint = f"; known keys{' in ' + prefix if prefix else ''}: {keys}" if keys else ""
+    return ConfigError(f"{where}: unknown key {dotted!r}{hint}")
+
+
+def _check_keys(schema: Mapping[str, Any], data: Mapping[str, Any], where: str) -> None:
+    """Every key of `data` (a [tool.pipeline] table) exists in the schema."""
+
+    def walk(node: Mapping[str, Any], path: list[str]) -> None:
+        for key, value in node.items():
+            here = [*path, key]
+            known, _ = _known(schema, here)
+            if not known:
+                raise _unknown(schema, here, where)
+            if isinstance(value, Mapping):
+                walk(value, here)
+
+    walk(data, [])
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = _deep_copy(value) if isinstance(value, Mapping) else value
+    return base
+
+
+def merge_env(
+    data: Mapping[str, Any], env: Mapping[str, str], schema: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A deep copy of `data` with `CIPIPE_*` environment overrides applied. With a
+    `schema`, a variable naming an unknown key (or a whole table) is a ConfigError."""
     merged: dict[str, Any] = _deep_copy(data)
     for name, value in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
@@ -44,12 +91,31 @@ def merge_env(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
         if any(not part for part in path):
             raise ConfigError(f"environment variable {name}: empty key segment")
-        _set_path(merged, path, value)
+        if schema is not None:
+            known, table = _known(schema, path)
+            if not known:
+                raise _unknown(schema, path, f"environment variable {name}")
+            if isinstance(table.get(path[-1]), Mapping):
+                example = next(iter(table[path[-1]]), "key").upper()
+                raise ConfigError(
+                    f"environment variable {name}: {'.'.join(path)} is a table; "
+                    f"set one of its keys, e.g. {name}__{example}"
+                )
+        node = merged
+        for key in path[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = {}
+                node[key] = child
+            node = child
+        node[path[-1]] = value
     return merged
 
 
-def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+def schema() -> dict[str, Any]:
+    """The schema and defaults (`ci/defaults.toml`)."""
+    with DEFAULTS_FILE.open("rb") as fh:
+        return tomllib.load(fh)
 
 
 @dataclass(frozen=True)
@@ -85,14 +151,23 @@ class Section:
         """The keys present in this table."""
         return list(self.data)
 
-    def text(self, key: str, default: str = "") -> str:
-        value = self.data.get(key, default)
+    def _get(self, key: str, default: object) -> Any:
+        """The value of `key`: set by the project or environment, else the schema's default
+        (always present: settings are merged over ci/defaults.toml), else `default`."""
+        if key in self.data:
+            return self.data[key]
+        if default is None:
+            raise KeyError(f"{self._key(key)} is not in ci/defaults.toml")
+        return default
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self._get(key, default)
         if isinstance(value, (dict, list)):
             raise self._fail(key, "a string", value)
         return str(value)
 
-    def flag(self, key: str, default: bool = False) -> bool:
-        value = self.data.get(key, default)
+    def flag(self, key: str, default: bool | None = None) -> bool:
+        value = self._get(key, default)
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()
@@ -102,8 +177,10 @@ class Section:
             return False
         raise self._fail(key, "true or false", value)
 
-    def number(self, key: str, default: float = 0.0, *, minimum: float | None = None) -> float:
-        value = self.data.get(key, default)
+    def number(
+        self, key: str, default: float | None = None, *, minimum: float | None = None
+    ) -> float:
+        value = self._get(key, default)
         try:
             number = float(value) if not isinstance(value, bool) else None
         except (TypeError, ValueError):
@@ -114,8 +191,8 @@ class Section:
             raise self._fail(key, f"a number >= {minimum:g}", value)
         return number
 
-    def whole(self, key: str, default: int = 0, *, minimum: int | None = None) -> int:
-        value = self.data.get(key, default)
+    def whole(self, key: str, default: int | None = None, *, minimum: int | None = None) -> int:
+        value = self._get(key, default)
         try:
             number = int(str(value).strip()) if not isinstance(value, (bool, float)) else None
         except ValueError:
@@ -126,41 +203,30 @@ class Section:
             raise self._fail(key, f"a whole number >= {minimum}", value)
         return number
 
-    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
         value = self.text(key, default).strip().lower()
         if value not in choices:
             raise self._fail(key, "one of " + ", ".join(choices), value)
         return value
 
-    def strings(self, key: str, default: tuple[str, ...] = ()) -> list[str]:
+    def strings(self, key: str, default: tuple[str, ...] | None = None) -> list[str]:
         """A list of strings; from the environment, comma-separated."""
-        value = self.data.get(key, list(default))
+        value = self._get(key, None if default is None else list(default))
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self._fail(key, "a list of strings", value)
         return list(value)
 
-    def path(self, key: str, default: str = "", *, base: Path | None = None) -> Path | None:
+    def path(
+        self, key: str, default: str | None = None, *, base: Path | None = None
+    ) -> Path | None:
         """A path, relative to `base` (default: the project root); None when empty."""
         text = self.text(key, default).strip()
         if not text:
             return None
         path = Path(os.path.expanduser(text))
         return path if path.is_absolute() else (base or self.root) / path
-
-
-DEFAULT_BUDGETS: dict[str, float] = {
-    "lint": 60,
-    "security": 120,
-    "unit": 120,
-    "integration": 300,
-    "bench": 180,
-    "coverage": 120,
-    "staging": 300,
-    "e2e": 600,
-    "production": 300,
-}
 
 
 @dataclass(frozen=True)
@@ -183,21 +249,21 @@ class Settings:
     @property
     def workspace(self) -> Path:
         """The Cargo workspace root the stages act on."""
-        path = self.top.path("workspace", ".")
+        path = self.top.path("workspace")
         assert path is not None
         return path.resolve()
 
     @property
     def out_dir(self) -> Path:
         """Where stage results, logs and artifacts are written."""
-        path = self.top.path("output_dir", "target/pipeline", base=self.workspace)
+        path = self.top.path("output_dir", base=self.workspace)
         assert path is not None
         return path
 
     @property
     def cargo_target_dir(self) -> Path | None:
         """A shared CARGO_TARGET_DIR, or None for cargo's default."""
-        return self.top.path("cargo_target_dir", "")
+        return self.top.path("cargo_target_dir")
 
     @property
     def secret_env(self) -> list[str]:
@@ -207,30 +273,43 @@ class Settings:
     @property
     def parallelism(self) -> int:
         """How many independent stages `invoke ci` runs side by side."""
-        return self.top.whole("parallelism", 2, minimum=1)
+        return self.top.whole("parallelism", minimum=1)
 
     def budget(self, stage: str) -> float:
         """The stage's time budget in seconds."""
-        return self.section("budgets").number(stage, DEFAULT_BUDGETS.get(stage, 300), minimum=1)
+        return self.section("budgets").number(stage, minimum=1)
+
+    def timeout(self, stage: str) -> float:
+        """The stage's hard limit in seconds: `timeouts.<stage>`, or budget x timeout_factor.
+        Past it the stage is stopped, torn down and reported as timed out."""
+        explicit = self.section("timeouts").number(stage, 0, minimum=0)
+        if explicit:
+            return explicit
+        return self.budget(stage) * self.top.number("timeout_factor", minimum=1)
+
+    @property
+    def cancel_grace(self) -> float:
+        """Seconds a cancelled stage gets to tear down before it is killed."""
+        return self.top.number("cancel_grace", minimum=1)
 
     def require_workspace(self) -> Path:
         """The workspace, checked to be a Cargo project; raises WorkspaceError otherwise."""
         ws = self.workspace
         if not ws.is_dir():
             raise WorkspaceError(
-                f"workspace {ws} does not exist "
-                "(set [tool.pipeline] workspace or PIPELINE_WORKSPACE)"
+                f"workspace {ws} does not exist (set [tool.pipeline] workspace or CIPIPE_WORKSPACE)"
             )
         if not (ws / "Cargo.toml").is_file():
             raise WorkspaceError(
                 f"{ws} is not a Cargo workspace: no Cargo.toml "
-                "(set [tool.pipeline] workspace or PIPELINE_WORKSPACE)"
+                "(set [tool.pipeline] workspace or CIPIPE_WORKSPACE)"
             )
         return ws
 
 
 def load(root: Path, env: Mapping[str, str] | None = None) -> Settings:
-    """Read `[tool.pipeline]` from `root/pyproject.toml` and apply environment overrides."""
+    """The schema's defaults, overridden by `[tool.pipeline]` of `root/pyproject.toml`,
+    overridden by `CIPIPE_*` environment variables. Unknown keys are a ConfigError."""
     env = dict(os.environ if env is None else env)
     pyproject = root / "pyproject.toml"
     table: Mapping[str, Any] = {}
@@ -245,4 +324,7 @@ def load(root: Path, env: Mapping[str, str] | None = None) -> Settings:
         table = doc.get("tool", {}).get("pipeline", {})
         if not isinstance(table, Mapping):
             raise ConfigError(f"{pyproject}: [tool.pipeline] must be a table")
-    return Settings(root=root.resolve(), data=merge_env(table, env), env=env)
+    known = schema()
+    _check_keys(known, table, f"{pyproject} [tool.pipeline]")
+    merged = merge_env(_merge(_deep_copy(known), table), env, known)
+    return Settings(root=root.resolve(), data=merged, env=env)

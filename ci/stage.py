@@ -139,7 +139,7 @@ def execute(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     result: StageResult | None = None
     out_dir: Path | None = None
-    budget = settings_mod.DEFAULT_BUDGETS.get(name, 300.0)
+    budget = float(settings_mod.schema()["budgets"].get(name, 300))
     code = 0
     try:
         spec = get_stage(name)

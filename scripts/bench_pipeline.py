@@ -36,9 +36,9 @@ def bench_overhead(workspace: Path, runs: int) -> None:
     out = tempfile.mkdtemp(prefix="bench-out-")
     env = {
         **os.environ,
-        "PIPELINE_WORKSPACE": str(workspace),
-        "PIPELINE_OUTPUT_DIR": out,
-        "PIPELINE_CARGO_TARGET_DIR": target,
+        "CIPIPE_WORKSPACE": str(workspace),
+        "CIPIPE_OUTPUT_DIR": out,
+        "CIPIPE_CARGO_TARGET_DIR": target,
         "CARGO_TARGET_DIR": target,
         "CARGO_TERM_COLOR": "never",
     }
@@ -62,7 +62,7 @@ def bench_overhead(workspace: Path, runs: int) -> None:
 
 
 def bench_services(runs: int) -> None:
-    cfg = settings.load(ROOT, {**os.environ, "PIPELINE_SERVICES__BACKEND": "local"})
+    cfg = settings.load(ROOT, {**os.environ, "CIPIPE_SERVICES__BACKEND": "local"})
     totals: list[float] = []
     per: dict[str, list[float]] = {"postgres": [], "redis": []}
     for _ in range(runs):

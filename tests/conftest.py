@@ -14,12 +14,12 @@ def fixture_env(tmp_path: Path):
     """Factory: environment running the pipeline on `tests/fixtures/<name>`."""
 
     def make(name: str, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CIPIPE_")}
         env.pop("GITHUB_ACTIONS", None)
         env.update(
-            PIPELINE_WORKSPACE=str(FIXTURES / name),
-            PIPELINE_OUTPUT_DIR=str(tmp_path / "out"),
-            PIPELINE_CARGO_TARGET_DIR=shared_target_dir(),
+            CIPIPE_WORKSPACE=str(FIXTURES / name),
+            CIPIPE_OUTPUT_DIR=str(tmp_path / "out"),
+            CIPIPE_CARGO_TARGET_DIR=shared_target_dir(),
         )
         env.update(extra)
         return env

@@ -14,7 +14,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 def shared_target_dir() -> str:
     """One cargo target dir for every build the tests start (the fixtures are tiny
     crates with distinct names): the pipeline's own setting when CI exports it."""
-    return os.environ.get("PIPELINE_CARGO_TARGET_DIR") or str(ROOT / "target")
+    return os.environ.get("CIPIPE_CARGO_TARGET_DIR") or str(ROOT / "target")
 
 
 def run_nox(sessions: list[str], env: dict[str, str], *args: str, timeout: float = 900):

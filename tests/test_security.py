@@ -56,11 +56,11 @@ def run_stage(
     **extra: str,
 ) -> Run:
     out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIPIPE_")}
     env.pop("GITHUB_ACTIONS", None)
-    env.update(PIPELINE_WORKSPACE=str(workspace), PIPELINE_OUTPUT_DIR=str(out))
+    env.update(CIPIPE_WORKSPACE=str(workspace), CIPIPE_OUTPUT_DIR=str(out))
     if db is not None:
-        env.update(PIPELINE_SECURITY__OFFLINE="true", PIPELINE_SECURITY__ADVISORY_DB=str(db))
+        env.update(CIPIPE_SECURITY__OFFLINE="true", CIPIPE_SECURITY__ADVISORY_DB=str(db))
     env.update(extra)
     stream = io.StringIO()
     code, line = execute("security", ROOT, list(posargs), env=env, stream=stream)
@@ -230,7 +230,7 @@ def test_unreadable_deny_toml(tmp_path: Path, advisory_db: Path) -> None:
         "--only",
         "policy",
         db=advisory_db,
-        PIPELINE_SECURITY__DENY_CONFIG=str(bad),
+        CIPIPE_SECURITY__DENY_CONFIG=str(bad),
     )
     assert run.code == 3 and "invalid TOML" in run.line
 
@@ -239,8 +239,8 @@ def test_offline_without_database(tmp_path: Path) -> None:
     run = run_stage(
         tmp_path,
         FIXTURES / "vulnerable",
-        PIPELINE_SECURITY__OFFLINE="true",
-        PIPELINE_SECURITY__ADVISORY_DB=str(tmp_path / "no-db"),
+        CIPIPE_SECURITY__OFFLINE="true",
+        CIPIPE_SECURITY__ADVISORY_DB=str(tmp_path / "no-db"),
     )
     assert run.code == 3
     assert "advisory database" in run.line and "advisory_db" in run.line

@@ -45,13 +45,13 @@ def resolve(offline: bool, path: Path | None) -> AdvisoryDb:
     if path is None:
         raise ConfigError(
             "offline mode needs a local advisory database: set [tool.pipeline.security] "
-            "advisory_db (or $PIPELINE_SECURITY__ADVISORY_DB) to a checkout of the RustSec "
+            "advisory_db (or $CIPIPE_SECURITY__ADVISORY_DB) to a checkout of the RustSec "
             "advisory-db"
         )
     if not (path / "crates").is_dir():
         raise ConfigError(
             f"advisory database {path} not found (no crates/ folder): point "
-            "[tool.pipeline.security] advisory_db (or $PIPELINE_SECURITY__ADVISORY_DB) at a "
+            "[tool.pipeline.security] advisory_db (or $CIPIPE_SECURITY__ADVISORY_DB) at a "
             "checkout of the RustSec advisory-db"
         )
     if not (path / ".git").exists():

@@ -19,7 +19,7 @@ KNOWN = ("postgres", "redis")
 def specs_from_settings(settings: Settings, names: list[str]) -> list[ServiceSpec]:
     """Typed service specs from `[tool.pipeline.services.<name>]`."""
     section = settings.section("services")
-    timeout = section.number("startup_timeout", 30, minimum=0.001)
+    timeout = section.number("startup_timeout", minimum=0.001)
     specs = []
     for name in names:
         if name not in KNOWN:
@@ -27,18 +27,17 @@ def specs_from_settings(settings: Settings, names: list[str]) -> list[ServiceSpe
                 f"[tool.pipeline] unknown service {name!r}; known services: {', '.join(KNOWN)}"
             )
         sub = section.sub(name)
-        default_image = "postgres:15" if name == "postgres" else "redis:7-alpine"
-        port = sub.whole("port", 0, minimum=0)
+        port = sub.whole("port", minimum=0)
         if port > 65535:
             raise ConfigError(f"[tool.pipeline] services.{name}.port: {port} is not a TCP port")
         specs.append(
             ServiceSpec(
                 name=name,
-                image=sub.text("image", default_image),
+                image=sub.text("image"),
                 port=port,
-                version=sub.text("version", "15" if name == "postgres" else ""),
-                user=sub.text("user", "postgres"),
-                database=sub.text("database", "postgres"),
+                version=sub.text("version"),
+                user=sub.text("user") or "postgres",
+                database=sub.text("database") or "postgres",
                 startup_timeout=timeout,
             )
         )
@@ -51,8 +50,8 @@ def choose_backend(
     """The configured backend, or under `auto` docker when it can run every image and
     local binaries otherwise; ServiceError naming what to install when neither can."""
     section = settings.section("services")
-    kind = section.choice("backend", ("auto", "docker", "local"), "auto")
-    docker = DockerBackend(pull=section.flag("pull", True))
+    kind = section.choice("backend", ("auto", "docker", "local"))
+    docker = DockerBackend(pull=section.flag("pull"))
     local = LocalBackend()
     options: dict[str, list[Backend]] = {"docker": [docker], "local": [local]}
     candidates = options.get(kind, [docker, local])

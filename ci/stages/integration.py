@@ -13,7 +13,7 @@ from ci.stage import Clock, StageContext
 
 def run(ctx: StageContext) -> StageResult:
     """Run integration tests against real services; any failure fails the stage."""
-    names = ctx.settings.section("integration").strings("services", ("postgres", "redis"))
+    names = ctx.settings.section("integration").strings("services")
     if "test" not in target_kinds(metadata(ctx)):
         return StageResult(
             ctx.name,

@@ -104,7 +104,7 @@ def _first_line(output: str, default: str) -> str:
 
 OFFLINE_HINT = (
     "; without network access use a local advisory-db checkout: "
-    "PIPELINE_SECURITY__OFFLINE=true PIPELINE_SECURITY__ADVISORY_DB=/path/to/advisory-db"
+    "CIPIPE_SECURITY__OFFLINE=true CIPIPE_SECURITY__ADVISORY_DB=/path/to/advisory-db"
 )
 
 

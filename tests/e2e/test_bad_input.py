@@ -22,10 +22,10 @@ def assert_clean_failure(r, expected: str) -> str:
 
 
 def test_not_a_cargo_workspace(fixture_env, tmp_path: Path) -> None:
-    env = fixture_env("clean", PIPELINE_WORKSPACE=str(tmp_path))
+    env = fixture_env("clean", CIPIPE_WORKSPACE=str(tmp_path))
     r = run_nox(["lint"], env)
     assert_clean_failure(r, "is not a Cargo workspace: no Cargo.toml")
-    data = json.loads((Path(env["PIPELINE_OUTPUT_DIR"]) / "lint.json").read_text())
+    data = json.loads((Path(env["CIPIPE_OUTPUT_DIR"]) / "lint.json").read_text())
     assert data["status"] == "error"
 
 
@@ -47,16 +47,16 @@ def test_unknown_stage_in_invoke_ci(fixture_env) -> None:
 
 
 def test_malformed_pipeline_value(fixture_env) -> None:
-    env = fixture_env("clean", PIPELINE_BUDGETS__LINT="fast")
+    env = fixture_env("clean", CIPIPE_BUDGETS__LINT="fast")
     r = run_nox(["lint"], env)
-    assert_clean_failure(r, "budgets.lint (or $PIPELINE_BUDGETS__LINT): expected a number")
-    data = json.loads((Path(env["PIPELINE_OUTPUT_DIR"]) / "lint.json").read_text())
+    assert_clean_failure(r, "budgets.lint (or $CIPIPE_BUDGETS__LINT): expected a number")
+    data = json.loads((Path(env["CIPIPE_OUTPUT_DIR"]) / "lint.json").read_text())
     assert data["status"] == "error" and "budgets.lint" in data["summary"]
 
 
 def test_malformed_value_in_invoke_ci(fixture_env) -> None:
-    r = run_invoke(["ci"], fixture_env("clean", PIPELINE_PARALLELISM="many"))
-    assert_clean_failure(r, "parallelism (or $PIPELINE_PARALLELISM): expected a whole number")
+    r = run_invoke(["ci"], fixture_env("clean", CIPIPE_PARALLELISM="many"))
+    assert_clean_failure(r, "parallelism (or $CIPIPE_PARALLELISM): expected a whole number")
 
 
 def test_port_already_taken(fixture_env) -> None:
@@ -65,11 +65,11 @@ def test_port_already_taken(fixture_env) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        env = fixture_env("clean", PIPELINE_SERVICES__REDIS__PORT=str(port))
+        env = fixture_env("clean", CIPIPE_SERVICES__REDIS__PORT=str(port))
         r = run_nox(["integration"], env)
     assert_clean_failure(r, f"redis: port {port} is already in use")
     # postgres was started before redis failed: it must be gone again
-    assert_nothing_left(Path(env["PIPELINE_OUTPUT_DIR"]) / "integration.log", expect=1)
+    assert_nothing_left(Path(env["CIPIPE_OUTPUT_DIR"]) / "integration.log", expect=1)
 
 
 def test_service_never_ready(fixture_env) -> None:
@@ -77,12 +77,12 @@ def test_service_never_ready(fixture_env) -> None:
         return {p.name for p in Path(tempfile.gettempdir()).glob("pipeline-*")}
 
     before = workdirs()
-    env = fixture_env("clean", PIPELINE_SERVICES__STARTUP_TIMEOUT="0.001")
+    env = fixture_env("clean", CIPIPE_SERVICES__STARTUP_TIMEOUT="0.001")
     r = run_nox(["integration"], env)
     assert_clean_failure(r, "not ready after 0.001s")
     assert workdirs() <= before, "a service data dir was left behind"
 
 
 def test_unknown_service_backend(fixture_env) -> None:
-    r = run_nox(["integration"], fixture_env("clean", PIPELINE_SERVICES__BACKEND="podman"))
-    assert_clean_failure(r, "services.backend (or $PIPELINE_SERVICES__BACKEND): expected one of")
+    r = run_nox(["integration"], fixture_env("clean", CIPIPE_SERVICES__BACKEND="podman"))
+    assert_clean_failure(r, "services.backend (or $CIPIPE_SERVICES__BACKEND): expected one of")

@@ -11,7 +11,7 @@ from .leftovers import assert_nothing_left
 
 
 def result(env: dict[str, str], stage: str) -> dict:
-    return json.loads((Path(env["PIPELINE_OUTPUT_DIR"]) / f"{stage}.json").read_text())
+    return json.loads((Path(env["CIPIPE_OUTPUT_DIR"]) / f"{stage}.json").read_text())
 
 
 def test_clean_fixture_passes_lint_unit_integration(fixture_env) -> None:

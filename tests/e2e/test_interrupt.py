@@ -35,7 +35,7 @@ ENTRY_POINTS = {
 def test_sigint_during_integration_tears_down(fixture_env, entry: str) -> None:
     argv, expected_code = ENTRY_POINTS[entry]
     env = fixture_env("clean", FIXTURE_SLEEP_SECS="120")
-    out = Path(env["PIPELINE_OUTPUT_DIR"])
+    out = Path(env["CIPIPE_OUTPUT_DIR"])
     log = out / "integration.log"
     proc = subprocess.Popen(
         [sys.executable, *argv],

@@ -15,13 +15,13 @@ STAGES = ("lint", "security", "unit", "integration")
 
 def test_invoke_ci_passes_on_the_reference_workspace(tmp_path: Path, advisory_db: Path) -> None:
     out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIPIPE_")}
     env.update(
-        PIPELINE_OUTPUT_DIR=str(out),
-        PIPELINE_CARGO_TARGET_DIR=shared_target_dir(),
+        CIPIPE_OUTPUT_DIR=str(out),
+        CIPIPE_CARGO_TARGET_DIR=shared_target_dir(),
         # No network here: the advisory checks use a local database (nothing fetched).
-        PIPELINE_SECURITY__OFFLINE="true",
-        PIPELINE_SECURITY__ADVISORY_DB=str(advisory_db),
+        CIPIPE_SECURITY__OFFLINE="true",
+        CIPIPE_SECURITY__ADVISORY_DB=str(advisory_db),
     )
     r = run_invoke(["ci"], env, timeout=1800)
     output = r.stdout + r.stderr

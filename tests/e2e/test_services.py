@@ -25,7 +25,7 @@ from .images import postgres_image, redis_image
 
 
 def cfg(**env: str) -> settings.Settings:
-    return settings.load(ROOT, {f"PIPELINE_{k.upper()}": v for k, v in env.items()})
+    return settings.load(ROOT, {f"CIPIPE_{k.upper()}": v for k, v in env.items()})
 
 
 def test_local_services_answer_and_are_torn_down() -> None:
@@ -124,13 +124,13 @@ def test_docker_backend_runs_real_containers() -> None:
 def test_integration_stage_on_docker_masks_the_generated_password(fixture_env) -> None:
     env = fixture_env(
         "integration_fault",
-        PIPELINE_SERVICES__BACKEND="docker",
-        PIPELINE_SERVICES__POSTGRES__IMAGE=postgres_image(),
-        PIPELINE_SERVICES__REDIS__IMAGE=redis_image(),
+        CIPIPE_SERVICES__BACKEND="docker",
+        CIPIPE_SERVICES__POSTGRES__IMAGE=postgres_image(),
+        CIPIPE_SERVICES__REDIS__IMAGE=redis_image(),
     )
     r = run_nox(["integration"], env)
     assert r.returncode != 0  # the fixture's planted failure
-    out_dir = Path(env["PIPELINE_OUTPUT_DIR"])
+    out_dir = Path(env["CIPIPE_OUTPUT_DIR"])
     log = (out_dir / "integration.log").read_text()
     assert "services backend: docker" in log
     # the failing test printed DATABASE_URL: the password is masked in every output
@@ -148,7 +148,7 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from ci import settings
 from ci.services import provision
-cfg = settings.load(Path(sys.argv[1]), {"PIPELINE_SERVICES__BACKEND": "local"})
+cfg = settings.load(Path(sys.argv[1]), {"CIPIPE_SERVICES__BACKEND": "local"})
 with provision(cfg, ["postgres", "redis"]) as svc:
     print(" ".join(f"{s.port}:{s.where}" for s in svc.values()), flush=True)
     time.sleep(120)
