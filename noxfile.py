@@ -1,9 +1,19 @@
-"""Pipeline stages as nox sessions. Each session is one line over `ci.stage.execute`;
-the logic lives in `ci/`. Cargo-driving sessions create no virtualenv."""
+"""Pipeline stages as nox sessions, generated from the stage registry (ci/registry.py).
+
+One session per stage, named after it, documented by its one-line description. A stage
+that only drives cargo and other binaries runs in nox's own process with no virtualenv.
+A stage that needs Python tools (detect-secrets for `security`, the docker SDK for
+`integration`) gets its own virtualenv with exactly its pinned requirements, reused
+across runs (uv when installed, else virtualenv), and runs there as
+`python -m ci.stage <name>`. The logic lives in ci/; this file only wires it.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import nox
@@ -11,39 +21,86 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
+from ci.registry import STAGES, StageSpec  # noqa: E402 - stdlib only: `nox -l` stays fast
+
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "security", "unit", "integration"]
+nox.options.sessions = [spec.name for spec in STAGES if spec.in_ci]
+nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
 
+STAMP = ".cipipe-requirements"  # what the venv was provisioned with
+TEARDOWN_S = 120.0  # how long nox lets a cancelled stage tear down before killing it
 
-def _stage(session: nox.Session, name: str) -> None:
+
+def _in_process(session: nox.Session, spec: StageSpec) -> None:
     from ci.stage import execute
 
-    code, line = execute(name, ROOT, session.posargs)
+    code, line = execute(spec.name, ROOT, session.posargs)
     if code:
         session.error(line)
     session.log(line)
 
 
-@nox.session(venv_backend="none")
-def lint(session: nox.Session) -> None:
-    """Formatting (cargo fmt --check) and lints (cargo clippy -D warnings)."""
-    _stage(session, "lint")
+def _provision(session: nox.Session, spec: StageSpec) -> None:
+    """Install the stage's pinned tools, unless the reused venv already has exactly them."""
+    location = Path(str(getattr(session.virtualenv, "location", "") or ""))
+    wanted = "\n".join([sys.version.split()[0], *sorted(spec.python)]) + "\n"
+    stamp = location / STAMP
+    if location.is_dir() and stamp.is_file() and stamp.read_text() == wanted:
+        return
+    session.install(*spec.python)
+    if location.is_dir():
+        stamp.write_text(wanted)
 
 
-@nox.session(venv_backend="none")
-def security(session: nox.Session) -> None:
-    """Advisories (cargo audit), dependency policy (cargo deny) and secret scan."""
-    _stage(session, "security")
+def _in_venv(session: nox.Session, spec: StageSpec) -> None:
+    _provision(session, spec)
+    fd, verdict_path = tempfile.mkstemp(prefix=f"cipipe-{spec.name}-", suffix=".json")
+    os.close(fd)
+    verdict = Path(verdict_path)
+    try:
+        session.run(
+            "python",
+            "-m",
+            "ci.stage",
+            spec.name,
+            *session.posargs,
+            env={
+                "PYTHONPATH": str(ROOT),
+                "CIPIPE__ROOT": str(ROOT),
+                "CIPIPE__VERDICT": verdict_path,
+            },
+            success_codes=range(256),
+            interrupt_timeout=TEARDOWN_S,
+            log=False,
+        )
+        text = verdict.read_text(encoding="utf-8")
+        outcome = json.loads(text) if text else None
+    finally:
+        verdict.unlink(missing_ok=True)
+    if outcome is None:
+        session.error(f"{spec.name}: the stage process ended without a verdict")
+    if outcome["code"]:
+        session.error(outcome["verdict"])
+    session.log(outcome["verdict"])
 
 
-@nox.session(venv_backend="none")
-def unit(session: nox.Session) -> None:
-    """Library and binary tests (cargo nextest, JUnit) plus doc tests."""
-    _stage(session, "unit")
+def _define(spec: StageSpec) -> None:
+    def stage(session: nox.Session) -> None:
+        if spec.python and session.venv_backend != "none":
+            _in_venv(session, spec)
+        else:
+            _in_process(session, spec)
+
+    stage.__doc__ = spec.description
+    stage.__name__ = spec.name
+    nox.session(
+        name=spec.name,
+        venv_backend="uv|virtualenv" if spec.python else "none",
+        reuse_venv=True if spec.python else None,
+        default=spec.in_ci,
+    )(stage)
 
 
-@nox.session(venv_backend="none")
-def integration(session: nox.Session) -> None:
-    """Integration tests (cargo test --test '*') against real Postgres and Redis."""
-    _stage(session, "integration")
+for _spec in STAGES:
+    _define(_spec)

@@ -7,8 +7,6 @@ invoke tools.install pinned cargo tools (nextest, audit, deny)
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,37 +30,13 @@ def _errors() -> Iterator[None]:
         raise Exit(f"error: {err}", code=err.exit_code) from None
 
 
-def _flow(stages: list[str] | None, parallelism: int = 0, keep_going: bool = False) -> None:
-    from ci import report, settings
-    from ci.flow import Executor, nox_command, plan
+def _flow(stages: list[str] | None, parallelism: int = 0, fail_fast: bool = False) -> None:
+    from ci.pipeline import run_flow
 
     with _errors():
-        cfg = settings.load(ROOT)
-        steps = plan(stages, cfg.budget)
-        github = os.environ.get("GITHUB_ACTIONS") == "true"
-        names = " → ".join(
-            s.name + (f" (after {', '.join(s.needs)})" if s.needs else "") for s in steps
-        )
-        print(f"plan: {names}", flush=True)
-        outcome = Executor(
-            steps,
-            cfg.out_dir,
-            nox_command(ROOT / "noxfile.py"),
-            parallelism=parallelism or cfg.parallelism,
-            fail_fast=not keep_going,
-            github=github,
-        ).run()
-        print()
-        print(report.table(outcome.results))
-        summary = report.write_summary(
-            cfg.out_dir, outcome.results, os.environ.get("GITHUB_STEP_SUMMARY")
-        )
-        print(f"results: {cfg.out_dir}/<stage>.json   summary: {summary}")
-    if outcome.interrupted:
-        raise Exit("interrupted: running stages were cancelled and torn down", code=130)
-    if not outcome.ok:
-        failed = [r.stage for r in outcome.results if r.status.value in ("failed", "error")]
-        raise Exit(f"pipeline failed: {', '.join(failed) or 'cancelled'}", code=1)
+        code, line = run_flow(ROOT, stages, parallelism=parallelism, fail_fast=fail_fast)
+    if code:
+        raise Exit(line, code=code)
 
 
 def _split(stages: str) -> list[str] | None:
@@ -74,12 +48,13 @@ def _split(stages: str) -> list[str] | None:
     help={
         "stages": "comma-separated subset of stages (default: every stage of the pipeline)",
         "parallelism": "how many independent stages run at once (default: [tool.pipeline])",
-        "keep_going": "do not cancel other stages after a blocking failure",
+        "fail_fast": "cancel everything after the first blocking failure (default: a "
+        "failure blocks only the stages that need it; independent stages finish)",
     }
 )
-def ci(c: Context, stages: str = "", parallelism: int = 0, keep_going: bool = False) -> None:
+def ci(c: Context, stages: str = "", parallelism: int = 0, fail_fast: bool = False) -> None:
     """Run the whole pipeline as a dependency graph and print the gate table."""
-    _flow(_split(stages), parallelism, keep_going)
+    _flow(_split(stages), parallelism, fail_fast)
 
 
 @task
@@ -117,7 +92,7 @@ def report(c: Context) -> None:
     """Re-render the gate table and summary.md from the last results (runs nothing)."""
     from ci import report as rep
     from ci import settings
-    from ci.stages import STAGES
+    from ci.registry import STAGES
 
     with _errors():
         cfg = settings.load(ROOT)
@@ -143,22 +118,19 @@ def install(c: Context, dry_run: bool = False, only: str = "") -> None:
         tools.install(runner, _split(only) or None, dry_run=dry_run)
 
 
-@task(help={"hook": "git hook to install (pre-push runs `invoke check`)"})
-def hooks_install(c: Context, hook: str = "pre-push") -> None:
-    """Install a git hook that runs `invoke check` before every push."""
-    git_dir = subprocess.run(
-        ["git", "rev-parse", "--git-path", "hooks"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if git_dir.returncode != 0:
-        raise Exit("not a git checkout: cannot install hooks", code=2)
-    path = ROOT / git_dir.stdout.strip() / hook
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("#!/bin/sh\n# Installed by `invoke hooks.install`.\nexec invoke check\n")
-    path.chmod(0o755)
+@task(
+    help={
+        "hook": "pre-commit (lint + unit, the default) or pre-push (lint + unit + integration)",
+        "force": "replace a hook this pipeline did not write (kept as <hook>.backup)",
+    }
+)
+def hooks_install(c: Context, hook: str = "pre-commit", force: bool = False) -> None:
+    """Install a git hook that only checks (format check, clippy, tests): it never
+    rewrites the working tree."""
+    from ci import hooks
+
+    with _errors():
+        path = hooks.install(ROOT, hook, force=force)
     print(f"installed {path}")
 
 

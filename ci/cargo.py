@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci import tools
 from ci.errors import WorkspaceError
 from ci.parsers import TestCase, parse_junit
+from ci.redact import mask_xml
 from ci.result import Finding, Status, atomic_write
 from ci.stage import Clock, StageContext
 
@@ -82,18 +84,21 @@ def nextest(
     config = _tool_config(ctx)
     junit_src = ctx.artifacts_dir / "nextest" / NEXTEST_PROFILE / "junit.xml"
     junit_src.unlink(missing_ok=True)
-    args = ["nextest", "run", "--workspace", *selection, "--profile", NEXTEST_PROFILE]
+    exe, _ = tools.resolve(
+        ctx.runner, "cargo-nextest", auto_install=ctx.settings.top.flag("install_tools")
+    )
+    args = [exe, "nextest", "run", "--workspace", *selection, "--profile", NEXTEST_PROFILE]
     args += ["--tool-config-file", f"pipeline:{config}", *ctx.posargs]
-    res = ctx.cargo(args, env=env)
+    res = ctx.runner.run(args, cwd=ctx.workspace, env={**ctx.cargo_env(), **(env or {})})
     junit: Path | None = None
     cases: list[TestCase] = []
     if junit_src.is_file():
-        # nextest writes test output into the report itself: redact before it is kept.
+        # Parsed raw; the copy that is kept (test output is inside it) is masked.
         junit = ctx.artifacts_dir / "junit.xml"
-        text = ctx.runner.redact(junit_src.read_text(encoding="utf-8", errors="replace"))
-        atomic_write(junit, text)
-        junit_src.unlink()
+        text = junit_src.read_text(encoding="utf-8", errors="replace")
         cases = parse_junit(text)
+        atomic_write(junit, mask_xml(text, ctx.runner.redact))
+        junit_src.unlink()
     return TestRun(res.returncode, cases, junit, res.output)
 
 

@@ -1,8 +1,24 @@
-"""The `invoke ci` executor: runs stages as a dependency graph, independent stages
-side by side (each as its own `nox -s <stage>` process with buffered output),
-fail-fast, with live progress, and always leaves one result file per stage.
+"""The `invoke ci` executor: runs stages as a dependency graph, independent stages side
+by side (each its own `nox -s <stage>` process, output buffered to
+`<out_dir>/<stage>.console.log`), and always leaves one result file per stage.
 
-Planning (`plan`) is a pure function; `Executor` does the running.
+Semantics follow GitHub Actions' `needs`: a stage that does not pass blocks what depends
+on it (status `blocked`), independent stages still run and report. `fail_fast` instead
+cancels everything running and starts nothing more after the first blocking failure
+(stages marked non-interruptible, like a production rollout, are left to finish).
+
+Promises kept whatever happens:
+- every planned stage ends with a result file, whatever signal, crash or closed terminal;
+- a stage past its hard limit is asked to stop (SIGINT to its process group), killed after
+  the grace period, and reported `timeout`;
+- a second SIGINT/SIGTERM during cancellation is noted, not obeyed (GitHub sends SIGTERM
+  7.5 s after SIGINT): teardown goes on; a third escalates to SIGKILL of every stage group;
+- a result a stage wrote itself (passed, failed, ...) is never overwritten by a cancel
+  that arrived in the same poll;
+- a closed stdout (`invoke ci | head`) stops the printing, not the pipeline.
+
+Planning (`plan`) is a pure function; the executor takes a launcher, a clock and a sleep
+function, so its behaviour is tested in the fast tier with scripted stand-in stages.
 """
 
 from __future__ import annotations
@@ -12,34 +28,39 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol
 
+from ci.console import Writer
 from ci.errors import ConfigError
+from ci.registry import STAGES, StageSpec
 from ci.result import StageResult, Status, read_result, result_path, write_result
-from ci.stages import STAGES, StageSpec
 
 HEARTBEAT_S = 15.0
-POLL_S = 0.1
-CANCEL_GRACE_S = 30.0
+POLL_S = 0.05
+TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
 class Step:
-    """One planned stage and the stages it waits for (restricted to the plan)."""
+    """One planned stage, the stages it waits for (restricted to the plan), its limits."""
 
     name: str
     needs: tuple[str, ...]
     blocking: bool
     budget_s: float
+    limit_s: float = 0.0  # hard limit; 0 = none
+    interruptible: bool = True
 
 
 def plan(
     selected: Sequence[str] | None,
     budgets: Callable[[str], float],
+    limits: Callable[[str], float] | None = None,
     stages: Sequence[StageSpec] = STAGES,
 ) -> list[Step]:
     """The steps to run, in a valid order. `selected` None means every `in_ci` stage.
@@ -62,7 +83,9 @@ def plan(
             spec = by_name[name]
             needs = tuple(n for n in spec.needs if n in chosen)
             if all(n in done for n in needs):
-                ordered.append(Step(name, needs, spec.blocking, budgets(name)))
+                limit = limits(name) if limits else 0.0
+                step = Step(name, needs, spec.blocking, budgets(name), limit, spec.interruptible)
+                ordered.append(step)
                 done.add(name)
                 pending.remove(name)
                 progress = True
@@ -71,13 +94,116 @@ def plan(
     return ordered
 
 
+class Handle(Protocol):
+    """A running stage process."""
+
+    def poll(self) -> int | None:
+        """Its exit code, or None while it runs."""
+        ...
+
+    def interrupt(self) -> None:
+        """Ask it to stop and tear down (SIGINT to its process group)."""
+        ...
+
+    def kill(self) -> None:
+        """Stop it now (SIGKILL to its process group)."""
+        ...
+
+
+class Launcher(Protocol):
+    """Starts stage processes."""
+
+    def start(self, name: str, console: Path) -> Handle:
+        """Start stage `name`, its output going to `console`."""
+        ...
+
+
+class _Process:
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signum)
+
+    def interrupt(self) -> None:
+        self._signal(signal.SIGINT)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+
+
+class ProcessLauncher:
+    """Runs `command(name)` per stage in its own session (our signal handling decides what
+    a stage gets), stdout and stderr into the console file, optionally handing the stage
+    the add-mask channel's write end."""
+
+    def __init__(
+        self,
+        command: Callable[[str], list[str]],
+        env: Mapping[str, str] | None = None,
+        mask_fd: int | None = None,
+    ) -> None:
+        self.command = command
+        self.env = dict(os.environ if env is None else env)
+        self.mask_fd = mask_fd
+        if mask_fd is not None:
+            from ci.console import MASK_FD_ENV
+
+            self.env[MASK_FD_ENV] = str(mask_fd)
+
+    def start(self, name: str, console: Path) -> Handle:
+        with console.open("wb") as fh:
+            proc = subprocess.Popen(
+                self.command(name),
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=self.env,
+                pass_fds=(self.mask_fd,) if self.mask_fd is not None else (),
+            )
+        return _Process(proc)
+
+
+class MaskChannel:
+    """A pipe whose write end stage processes get (`CIPIPE__MASK_FD`) for `::add-mask::`
+    commands; a thread forwards what arrives to the runner's real terminal."""
+
+    def __init__(self, forward: Callable[[str], None]) -> None:
+        self._read, self.write_fd = os.pipe()
+        self._forward = forward
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        with os.fdopen(self._read, "r", encoding="utf-8", errors="replace") as pipe:
+            for line in pipe:
+                if line.startswith("::add-mask::"):
+                    self._forward(line)
+
+    def close(self) -> None:
+        """Close our write end and wait for what is still in flight."""
+        with contextlib.suppress(OSError):
+            os.close(self.write_fd)
+        self._thread.join(timeout=5)
+
+
 @dataclass
 class _Running:
     step: Step
-    proc: subprocess.Popen[bytes]
+    handle: Handle
     console: Path
     started: float
     last_beat: float
+    stop_reason: str = ""  # why we asked it to stop ("" = we did not)
+    stop_status: Status = Status.CANCELLED
+    stop_at: float = 0.0
 
 
 @dataclass
@@ -89,132 +215,197 @@ class FlowOutcome:
 
     @property
     def ok(self) -> bool:
-        return not self.interrupted and all(
-            r.status in (Status.PASSED, Status.SKIPPED) or not r.blocking for r in self.results
-        )
+        return not self.interrupted and all(r.status.ok or not r.blocking for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """130 interrupted, 70 a pipeline defect, 1 any blocking stage not green, else 0."""
+        if self.interrupted:
+            return 130
+        red = [r for r in self.results if r.blocking and not r.status.ok]
+        if any(r.status is Status.INTERNAL for r in red):
+            return 70
+        return 1 if red else 0
 
 
 class Executor:
-    """Runs a plan. `command(name)` gives the argv that runs one stage (normally
-    `python -m nox -s name`); the stage itself writes `<out_dir>/<name>.json`."""
+    """Runs a plan with a launcher (normally `ProcessLauncher(nox_command(...))`); each
+    stage itself writes `<out_dir>/<name>.json`, the executor fills in the rest."""
 
     def __init__(
         self,
         steps: list[Step],
         out_dir: Path,
-        command: Callable[[str], list[str]],
+        launcher: Launcher,
         *,
         parallelism: int = 2,
-        fail_fast: bool = True,
-        stream: TextIO | None = None,
+        fail_fast: bool = False,
+        stream: Writer | None = None,
         github: bool = False,
-        env: dict[str, str] | None = None,
+        grace_s: float = 20.0,
+        redact: Callable[[str], str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        install_signals: bool = True,
     ) -> None:
         self.steps = steps
         self.out_dir = out_dir
-        self.command = command
+        self.launcher = launcher
         self.parallelism = max(1, parallelism)
         self.fail_fast = fail_fast
-        self.stream = stream or sys.stdout
+        self.stream: Writer | None = stream or sys.stdout
         self.github = github
-        self.env = env
+        self.grace_s = grace_s
+        self.redact = redact or (lambda text: text)
+        self.clock = clock
+        self.sleep = sleep
+        self.install_signals = install_signals
         self.results: dict[str, StageResult] = {}
         self.running: dict[str, _Running] = {}
+        self.signals: list[str] = []
+        self._cancel_reason = ""  # set once: everything running is being cancelled
+        self._noted_second = False
+        self._escalated = False
+
+    # -- output -----------------------------------------------------------------------
 
     def say(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        """One line to the terminal; a closed terminal makes the executor quiet."""
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(self.redact(text) + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            self.stream = None
+
+    # -- signals ----------------------------------------------------------------------
+
+    def on_signal(self, signum: int, _frame: object = None) -> None:
+        """Signal handler: only records; the loop acts on it between polls."""
+        self.signals.append(signal.Signals(signum).name)
+
+    def _handle_signals(self) -> None:
+        count = len(self.signals)
+        if not count:
+            return
+        if not self._cancel_reason:
+            self._cancel_reason = f"interrupted ({self.signals[0]})"
+            self.say(
+                f"{self.signals[0]}: cancelling the running stages; they tear down "
+                f"what they started (up to {self.grace_s:.0f}s)"
+            )
+            self._stop_all(self._cancel_reason, include_uninterruptible=True)
+        if count == 2 and not self._noted_second:
+            self._noted_second = True
+            self.say(f"{self.signals[1]}: already cancelling; teardown continues")
+        if count >= 3 and not self._escalated:
+            self._escalated = True
+            self.say(f"{self.signals[2]}: killing every stage now")
+            for run in self.running.values():
+                run.handle.kill()
+
+    # -- the loop ---------------------------------------------------------------------
 
     def run(self) -> FlowOutcome:
-        """Run to completion (or first blocking failure); Ctrl-C cancels and tears down."""
+        """Run to completion (or cancellation); always returns every step's result."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for step in self.steps:
             result_path(self.out_dir, step.name).unlink(missing_ok=True)
-        interrupted = False
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous: dict[signal.Signals, object] = {}
+        if self.install_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, self.on_signal)
         try:
             self._loop()
-        except KeyboardInterrupt:
-            interrupted = True
-            self.say("interrupted: cancelling running stages (they tear down their services)")
-            self._cancel_all("interrupted")
         finally:
-            signal.signal(signal.SIGTERM, previous)
-        for step in self.steps:
-            if step.name not in self.results:
-                self._finish_without_running(step, Status.CANCELLED, "not started: interrupted")
-        return FlowOutcome([self.results[s.name] for s in self.steps], interrupted)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)  # type: ignore[arg-type]
+            for run in list(self.running.values()):  # only after a crash of the loop itself
+                run.handle.kill()
+                self._finish(run, None)
+            for step in self.steps:
+                if step.name not in self.results:
+                    why = self._cancel_reason or "not started"
+                    self._record(step, Status.CANCELLED, f"not started: {why}")
+        return FlowOutcome(
+            [self.results[s.name] for s in self.steps], interrupted=bool(self.signals)
+        )
 
     def _loop(self) -> None:
-        stop = False
-        why = ""
         while True:
-            if not stop:
+            self._handle_signals()
+            if not self.signals:  # interrupted: what has not started is cancelled, not blocked
+                self._block_unrunnable()
+            if not self._cancel_reason:
                 for step in self._ready():
                     if len(self.running) >= self.parallelism:
                         break
                     self._start(step)
-            if not self.running:
-                if stop or not self._ready():
-                    break
-                continue
-            time.sleep(POLL_S)
+            if not self.running and (self._cancel_reason or not self._ready()):
+                return
+            self.sleep(POLL_S)
+            now = self.clock()
             for name, run in list(self.running.items()):
-                if name not in self.running:  # cancelled by an earlier failure this round
-                    continue
-                if run.proc.poll() is None:
-                    self._heartbeat(run)
-                    continue
-                del self.running[name]
-                result = self._collect(run)
-                failed = result.status in (Status.FAILED, Status.ERROR)
-                if failed and result.blocking and self.fail_fast and not stop:
-                    stop = True
-                    why = f"{name} {result.status.value}"
-                    self._cancel_all(why)
-            if stop:
-                self._skip_unstartable(why)
+                code = run.handle.poll()
+                if code is not None:
+                    del self.running[name]
+                    result = self._finish(run, code)
+                    self._after(result)
+                else:
+                    self._watch(run, now)
 
     def _ready(self) -> list[Step]:
-        ready = []
-        for step in self.steps:
-            if step.name in self.results or step.name in self.running:
-                continue
-            blocked = [n for n in step.needs if n in self.results and not self.results[n].status.ok]
-            if blocked:
-                why = ", ".join(f"{n} {self.results[n].status.value}" for n in blocked)
-                self._finish_without_running(step, Status.SKIPPED, f"skipped: needs {why}")
-                continue
-            if all(n in self.results for n in step.needs):
-                ready.append(step)
-        return ready
+        return [
+            s
+            for s in self.steps
+            if s.name not in self.results
+            and s.name not in self.running
+            and all(n in self.results for n in s.needs)
+        ]
 
-    def _skip_unstartable(self, why: str) -> None:
-        self._ready()  # marks the steps whose own needs failed, with that reason
-        for step in self.steps:
-            if step.name not in self.results and step.name not in self.running:
-                self._finish_without_running(step, Status.SKIPPED, f"skipped: fail-fast ({why})")
+    def _block_unrunnable(self) -> None:
+        """A step whose needs finished without passing is blocked (GitHub: skipped)."""
+        changed = True
+        while changed:
+            changed = False
+            for step in self._ready():
+                bad = [
+                    n
+                    for n in step.needs
+                    if not self.results[n].status.ok and self.results[n].blocking
+                ]
+                if bad:
+                    why = ", ".join(f"{n} {self.results[n].status.value}" for n in bad)
+                    self._record(step, Status.BLOCKED, f"not run: needs {why}")
+                    changed = True
 
     def _start(self, step: Step) -> None:
         console = self.out_dir / f"{step.name}.console.log"
-        with console.open("wb") as fh:
-            proc = subprocess.Popen(
-                self.command(step.name),
-                stdin=subprocess.DEVNULL,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # our Ctrl-C handling decides what the stage gets
-                env=self.env,
-            )
-        now = time.monotonic()
-        self.running[step.name] = _Running(step, proc, console, now, now)
-        self.say(f"▶ {step.name} started (budget {step.budget_s:.0f}s)")
+        handle = self.launcher.start(step.name, console)
+        now = self.clock()
+        self.running[step.name] = _Running(step, handle, console, now, now)
+        limit = f", hard limit {step.limit_s:.0f}s" if step.limit_s else ""
+        self.say(f"▶ {step.name} started (budget {step.budget_s:.0f}s{limit})")
 
-    def _heartbeat(self, run: _Running) -> None:
-        now = time.monotonic()
+    def _watch(self, run: _Running, now: float) -> None:
+        """Heartbeat, hard limit, and kill after the grace period."""
+        elapsed = now - run.started
+        if run.stop_reason:
+            if now - run.stop_at > self.grace_s and not run.stop_reason.endswith("; killed"):
+                self.say(f"■ {run.step.name} did not stop within {self.grace_s:.0f}s: killing it")
+                run.stop_reason += "; killed"
+                run.handle.kill()
+            return
+        if run.step.limit_s and elapsed > run.step.limit_s:
+            self._stop(
+                run,
+                f"hard limit of {run.step.limit_s:.0f}s reached (budget {run.step.budget_s:.0f}s)",
+                Status.TIMEOUT,
+            )
+            return
         if now - run.last_beat >= HEARTBEAT_S:
             run.last_beat = now
-            elapsed = now - run.started
             over = " — over budget" if elapsed > run.step.budget_s else ""
             last = _last_line(run.console)
             self.say(
@@ -222,11 +413,42 @@ class Executor:
                 + (f": {last}" if last else "")
             )
 
-    def _collect(self, run: _Running) -> StageResult:
-        elapsed = time.monotonic() - run.started
-        result = read_result(self.out_dir, run.step.name)
-        if result is None:
-            code = run.proc.returncode
+    def _stop(self, run: _Running, reason: str, status: Status) -> None:
+        if run.stop_reason:
+            return
+        run.stop_reason, run.stop_status, run.stop_at = reason, status, self.clock()
+        run.handle.interrupt()
+        self.say(f"■ stopping {run.step.name}: {reason}")
+
+    def _stop_all(self, reason: str, *, include_uninterruptible: bool) -> None:
+        for run in self.running.values():
+            if run.step.interruptible or include_uninterruptible:
+                self._stop(run, reason, Status.CANCELLED)
+
+    def _after(self, result: StageResult) -> None:
+        failed = not result.status.ok and result.status is not Status.CANCELLED
+        if failed and result.blocking and self.fail_fast and not self._cancel_reason:
+            self._cancel_reason = f"fail-fast: {result.stage} {result.status.value}"
+            self.say(f"{self._cancel_reason}: cancelling the rest")
+            self._stop_all(self._cancel_reason, include_uninterruptible=False)
+
+    def _finish(self, run: _Running, code: int | None) -> StageResult:
+        """The stage's result: what it wrote itself if that is a verdict (a cancel that
+        raced with its end never overwrites it), else what we know of why it ended."""
+        elapsed = round(self.clock() - run.started, 3)
+        written = read_result(self.out_dir, run.step.name)
+        if written is not None and written.status.final:
+            result = written
+        elif run.stop_reason:
+            summary = f"{run.stop_reason}; torn down"
+            if written is None:
+                summary = f"{run.stop_reason}; no result written (exit code {code})"
+            result = StageResult(
+                run.step.name, run.stop_status, elapsed, run.step.budget_s, summary=summary
+            )
+        elif written is not None:
+            result = written
+        else:
             result = StageResult(
                 run.step.name,
                 Status.ERROR,
@@ -234,70 +456,55 @@ class Executor:
                 run.step.budget_s,
                 summary=f"stage wrote no result (exit code {code}); see {run.console}",
             )
-            write_result(self.out_dir, result)
         result.blocking = run.step.blocking
+        if result is not written:
+            write_result(self.out_dir, result, self.redact)
         self.results[run.step.name] = result
-        self.say(f"{_icon(result.status)} {run.step.name} {result.status.value} in {elapsed:.1f}s")
-        if not result.status.ok and result.status is not Status.SKIPPED:
+        self.say(f"{_ICON[result.status]} {run.step.name} {result.status.value} in {elapsed:.1f}s")
+        if not result.status.ok and result.status is not Status.CANCELLED:
             self._replay(run)
         return result
 
     def _replay(self, run: _Running) -> None:
-        """Show a failed stage's buffered output, grouped under GitHub Actions."""
+        """A failed stage's buffered output: in full (a collapsed group under GitHub
+        Actions), then its last lines outside the group so the cause is in view."""
         try:
             text = run.console.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return
+        lines = text.splitlines()
         if self.github:
-            self.say(f"::group::{run.step.name} output")
-        else:
-            self.say(f"──── {run.step.name} output ────")
-        self.stream.write(text if text.endswith("\n") or not text else text + "\n")
-        self.say("::endgroup::" if self.github else f"──── end of {run.step.name} output ────")
+            self.say(f"::group::{run.step.name} output ({len(lines)} lines)")
+            for line in lines:
+                self.say(line)
+            self.say("::endgroup::")
+            self.say(f"── last lines of {run.step.name} ──")
+            for line in lines[-TAIL_LINES:]:
+                self.say(line)
+            return
+        self.say(f"──── {run.step.name} output ────")
+        for line in lines:
+            self.say(line)
+        self.say(f"──── end of {run.step.name} output ────")
 
-    def _cancel_all(self, why: str) -> None:
-        for run in self.running.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(run.proc.pid, signal.SIGINT)
-        deadline = time.monotonic() + CANCEL_GRACE_S
-        for name, run in list(self.running.items()):
-            try:
-                run.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(run.proc.pid, signal.SIGKILL)
-                run.proc.wait()
-            del self.running[name]
-            result = read_result(self.out_dir, name)
-            if result is None or result.status is not Status.CANCELLED:
-                result = StageResult(
-                    name, Status.CANCELLED, time.monotonic() - run.started, run.step.budget_s
-                )
-            result.summary = f"cancelled ({why}); torn down"
-            write_result(self.out_dir, result)
-            result.blocking = run.step.blocking
-            self.results[name] = result
-            self.say(f"■ {name} cancelled ({why})")
-
-    def _finish_without_running(self, step: Step, status: Status, why: str) -> None:
+    def _record(self, step: Step, status: Status, why: str) -> None:
         result = StageResult(step.name, status, 0.0, step.budget_s, summary=why)
         result.blocking = step.blocking
-        write_result(self.out_dir, result)
+        write_result(self.out_dir, result, self.redact)
         self.results[step.name] = result
+        self.say(f"{_ICON[status]} {step.name} {status.value}: {why}")
 
 
-def _raise_interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def _icon(status: Status) -> str:
-    return {
-        Status.PASSED: "✔",
-        Status.FAILED: "✘",
-        Status.ERROR: "✘",
-        Status.SKIPPED: "○",
-        Status.CANCELLED: "■",
-    }[status]
+_ICON = {
+    Status.PASSED: "✔",
+    Status.FAILED: "✘",
+    Status.ERROR: "✘",
+    Status.TIMEOUT: "⏱",
+    Status.INTERNAL: "✘",
+    Status.SKIPPED: "○",
+    Status.BLOCKED: "⊘",
+    Status.CANCELLED: "■",
+}
 
 
 def _last_line(path: Path) -> str:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ci.result import StageResult, Status, atomic_write, read_result
@@ -12,7 +12,10 @@ _MARK = {
     Status.PASSED: "PASS",
     Status.FAILED: "FAIL",
     Status.ERROR: "ERROR",
+    Status.TIMEOUT: "TIMEOUT",
+    Status.INTERNAL: "INTERNAL ERROR",
     Status.SKIPPED: "SKIP",
+    Status.BLOCKED: "BLOCKED",
     Status.CANCELLED: "CANCELLED",
 }
 
@@ -62,7 +65,7 @@ def table(results: Sequence[StageResult]) -> str:
 
 def markdown(results: Sequence[StageResult], *, title: str = "Pipeline") -> str:
     """`summary.md`: the gate table plus every blocking finding, as GitHub markdown."""
-    ok = all(r.status in (Status.PASSED, Status.SKIPPED) or not r.blocking for r in results)
+    ok = all(r.status.ok or not r.blocking for r in results)
     out = [f"## {title}: {'passed' if ok else 'failed'}", ""]
     out += ["| stage | status | time / budget | findings | summary |", "|---|---|---|---|---|"]
     for r in results:
@@ -80,9 +83,14 @@ def markdown(results: Sequence[StageResult], *, title: str = "Pipeline") -> str:
     return "\n".join(out) + "\n"
 
 
-def write_summary(out_dir: Path, results: Sequence[StageResult], step_summary: str | None) -> Path:
-    """Write `<out_dir>/summary.md`; append it to $GITHUB_STEP_SUMMARY when given."""
-    text = markdown(results)
+def write_summary(
+    out_dir: Path,
+    results: Sequence[StageResult],
+    step_summary: str | None,
+    redact: Callable[[str], str] | None = None,
+) -> Path:
+    """Write `<out_dir>/summary.md` (masked); append it to $GITHUB_STEP_SUMMARY when given."""
+    text = markdown([r.masked(redact) for r in results] if redact else results)
     path = out_dir / "summary.md"
     atomic_write(path, text)
     if step_summary:

@@ -9,32 +9,48 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Status(StrEnum):
-    """Outcome of a stage or check. Only PASSED is green; SKIPPED always says why."""
+    """Outcome of a stage or check.
+
+    Green: PASSED, and SKIPPED, which a stage declares itself with a benign reason
+    ("no integration test targets"): there was nothing to check, and what depends on it
+    still runs. Everything else is red: BLOCKED is a stage that did not run because a
+    stage it needs did not pass, so it can never make a pipeline look green.
+    """
 
     PASSED = "passed"
     FAILED = "failed"  # the gate is red
     ERROR = "error"  # the stage could not run (bad config, missing tool, service down)
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"  # stopped at its hard limit and torn down
+    INTERNAL = "internal-error"  # a defect in the pipeline itself (traceback in the log)
+    SKIPPED = "skipped"  # nothing to do, said why
+    BLOCKED = "blocked"  # not run: a needed stage did not pass
+    CANCELLED = "cancelled"  # interrupted (Ctrl-C, SIGTERM, fail-fast) and torn down
 
     @property
     def ok(self) -> bool:
-        return self is Status.PASSED
+        """Green: passed, or skipped by the stage itself with a reason."""
+        return self in (Status.PASSED, Status.SKIPPED)
+
+    @property
+    def final(self) -> bool:
+        """A verdict the stage reached itself (kept even if a cancel arrives later)."""
+        return self not in (Status.CANCELLED, Status.BLOCKED)
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One thing a gate found. `message` is one line and already redacted."""
+    """One thing a gate found. `message` is one line of raw text: it is masked where it
+    is written (`masked`), never before a gate has used it."""
 
     check: str
     message: str
@@ -43,6 +59,15 @@ class Finding:
     line: int | None = None
     severity: str = "error"
     crate: str | None = None
+
+    def masked(self, redact: Callable[[str], str]) -> Finding:
+        """This finding with its message and location masked."""
+        return replace(
+            self,
+            message=redact(self.message),
+            file=redact(self.file) if self.file else self.file,
+            crate=redact(self.crate) if self.crate else self.crate,
+        )
 
     def location(self) -> str:
         """`file:line`, `crate`, or empty."""
@@ -81,10 +106,23 @@ class StageResult:
     checks: list[CheckResult] = field(default_factory=list)
     artifacts: dict[str, str] = field(default_factory=dict)
     blocking: bool = True
+    outputs: dict[str, str] = field(default_factory=dict)  # handed to later stages
 
     @property
     def over_budget(self) -> bool:
         return self.duration_s > self.budget_s
+
+    def masked(self, redact: Callable[[str], str]) -> StageResult:
+        """A copy whose free text (summaries, finding messages and locations) is masked.
+        Structural fields (stage, status, counts, check names, severities) are never
+        touched, so masking cannot change what a reader concludes."""
+        return replace(
+            self,
+            summary=redact(self.summary),
+            findings=[f.masked(redact) for f in self.findings],
+            checks=[replace(c, summary=redact(c.summary)) for c in self.checks],
+            outputs={k: redact(v) for k, v in self.outputs.items()},
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -109,6 +147,7 @@ class StageResult:
             ],
             artifacts=dict(data.get("artifacts", {})),
             blocking=bool(data.get("blocking", True)),
+            outputs=dict(data.get("outputs", {})),
         )
 
 
@@ -129,10 +168,13 @@ def result_path(out_dir: Path, stage: str) -> Path:
     return out_dir / f"{stage}.json"
 
 
-def write_result(out_dir: Path, result: StageResult) -> Path:
-    """Write `<out_dir>/<stage>.json` atomically and return its path."""
+def write_result(
+    out_dir: Path, result: StageResult, redact: Callable[[str], str] | None = None
+) -> Path:
+    """Write `<out_dir>/<stage>.json` atomically (masked with `redact`) and return its path."""
     path = result_path(out_dir, result.stage)
-    atomic_write(path, json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
+    data = (result.masked(redact) if redact else result).to_dict()
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -146,8 +188,17 @@ def read_result(out_dir: Path, stage: str) -> StageResult | None:
 
 
 def worst(statuses: Iterable[Status]) -> Status:
-    """Aggregate status: error beats failed beats cancelled beats passed; all-skipped is skipped."""
-    order = [Status.ERROR, Status.FAILED, Status.CANCELLED, Status.PASSED, Status.SKIPPED]
+    """Aggregate status of checks: the most severe one; all-skipped is skipped."""
+    order = [
+        Status.INTERNAL,
+        Status.ERROR,
+        Status.TIMEOUT,
+        Status.FAILED,
+        Status.CANCELLED,
+        Status.BLOCKED,
+        Status.PASSED,
+        Status.SKIPPED,
+    ]
     seen = set(statuses)
     for status in order:
         if status in seen:

@@ -1,5 +1,6 @@
-"""The one command runner: argument lists only, echoed, tool resolved first, output
-redacted on its way to the terminal and the stage log, CI log groups."""
+"""The one command runner: argument lists only, echoed, tool resolved first, children in
+their own process group with a secret-free environment, raw output returned to parsers and
+masked on its way to the terminal and the stage log, CI log groups."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TextIO
+from typing import IO
 
+from ci.console import Writer
 from ci.errors import ToolMissing
-from ci.redact import Redactor
+from ci.interrupts import shield
+from ci.redact import Redactor, secret_env_names
 
 # What to tell the user when a program is missing.
 INSTALL_HINTS: dict[str, str] = {
@@ -59,13 +63,15 @@ def require(tool: str, extra_dirs: Sequence[Path] = ()) -> str:
 
 @dataclass(frozen=True)
 class CommandResult:
-    """A finished command: exit code, redacted stdout/stderr, wall time."""
+    """A finished command: exit code, RAW stdout/stderr (parse them; mask only what you
+    write, which the runner's own output already is), wall time."""
 
     cmd: tuple[str, ...]
     returncode: int
     stdout: str
     stderr: str
     duration_s: float
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
@@ -77,12 +83,27 @@ class CommandResult:
         return self.stdout + self.stderr
 
 
+STOP_GRACE_S = 10.0  # a child asked to stop (SIGINT to its group) gets this long
+
+
+def child_env(
+    base: Mapping[str, str], pass_env: Iterable[str] = (), secret_names: Iterable[str] = ()
+) -> dict[str, str]:
+    """The environment child processes get: `base` without its secrets (variables whose
+    names say secret, `secret_names`, and URLs with passwords), except those in `pass_env`.
+    Cargo, build scripts and tests never see GITHUB_TOKEN unless a stage declares it."""
+    keep = set(pass_env)
+    drop = secret_env_names(base, secret_names) - keep
+    return {k: v for k, v in base.items() if k not in drop}
+
+
 class Runner:
     """Runs external programs for one stage.
 
-    Every line any program prints goes through the redactor before reaching the
-    terminal (`echo`) or the stage log (`log_path`), so no secret the pipeline knows
-    is ever shown or stored.
+    Programs run in their own process group with an environment stripped of secrets; on
+    Ctrl-C, SIGTERM or a timeout the whole group is asked to stop, then killed. Their
+    output is returned raw for parsing and written masked to the terminal and the stage
+    log: no secret the pipeline knows is ever shown or stored.
     """
 
     def __init__(
@@ -92,26 +113,26 @@ class Runner:
         log_path: Path | None = None,
         echo: bool = True,
         github: bool = False,
-        stream: TextIO | None = None,
+        stream: Writer | None = None,
         base_env: Mapping[str, str] | None = None,
+        pass_env: Iterable[str] = (),
+        secret_names: Iterable[str] = (),
     ) -> None:
         self.redact = redactor or Redactor()
         self.log_path = log_path
         self.echo = echo
         self.github = github
         self._stream = stream
-        self.base_env = dict(os.environ if base_env is None else base_env)
+        self.base_env = child_env(
+            dict(os.environ if base_env is None else base_env), pass_env, secret_names
+        )
         self._lock = threading.Lock()
         self._log: IO[str] | None = None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = log_path.open("a", encoding="utf-8")
-        if github:
-            # GitHub masks these in its own logs too; the value is printed once, by design.
-            for value in sorted(self.redact.values):
-                self._out().write(f"::add-mask::{value}\n")
 
-    def _out(self) -> TextIO:
+    def _out(self) -> Writer:
         return self._stream or sys.stdout
 
     def close(self) -> None:
@@ -126,16 +147,27 @@ class Runner:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def say(self, text: str, *, to_terminal: bool = True) -> None:
-        """Print one redacted message to the terminal and the log."""
-        line = self.redact(text.rstrip("\n")) + "\n"
+    def _write(self, line: str, *, log: bool = True, show: bool = True) -> None:
+        """One masked line to the log and (if echoing) the terminal. A closed terminal
+        only stops the echo; the log keeps everything."""
         with self._lock:
-            if self._log is not None:
+            if log and self._log is not None:
                 self._log.write(line)
                 self._log.flush()
-            if to_terminal and self.echo:
-                self._out().write(line)
-                self._out().flush()
+            if show and self.echo:
+                try:
+                    self._out().write(line)
+                    self._out().flush()
+                except (BrokenPipeError, ValueError, OSError):
+                    self.echo = False
+
+    def say(self, text: str, *, to_terminal: bool = True) -> None:
+        """Print one masked message to the terminal and the log."""
+        self._write(self.redact(text.rstrip("\n")) + "\n", show=to_terminal)
+
+    def log_only(self, text: str) -> None:
+        """A masked message for the stage log only (tracebacks, bulky details)."""
+        self._write(self.redact(text.rstrip("\n")) + "\n", show=False)
 
     def error(self, text: str) -> None:
         """An error line; an `::error::` annotation under GitHub Actions."""
@@ -163,8 +195,10 @@ class Runner:
         timeout: float | None = None,
     ) -> CommandResult:
         """Run `cmd` (an argument list). stderr is always streamed; stdout is streamed
-        unless `capture` (then it is returned, e.g. cargo's JSON messages, and logged
+        unless `capture` (then it is only returned, e.g. cargo's JSON messages, and logged
         unless `log_stdout` is false, for bulky machine output like `cargo metadata`).
+        `env` adds to the runner's (secret-free) environment: a stage passes the secrets
+        a command needs explicitly (DATABASE_URL for integration tests).
         Raises ToolMissing when the program does not exist."""
         argv = [str(part) for part in cmd]
         exe = require(argv[0]) if os.sep not in argv[0] else argv[0]
@@ -184,6 +218,7 @@ class Runner:
                 encoding="utf-8",
                 errors="replace",
                 bufsize=1,
+                process_group=0,  # its own group: a timeout or Ctrl-C stops the whole tree
             )
         except OSError as err:
             raise ToolMissing(argv[0], f"cannot execute: {err.strerror}") from None
@@ -201,42 +236,50 @@ class Runner:
         ]
         for t in threads:
             t.start()
+        timed_out = False
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            timed_out = True
+            with shield():
+                stop_group(proc)
             err_lines.append(f"timed out after {timeout:g}s\n")
         except BaseException:
-            # Ctrl-C: the child got the signal too; give it a moment to clean up.
-            with contextlib.suppress(Exception):
-                proc.terminate()
-                proc.wait(timeout=10)
+            # Ctrl-C, SIGTERM or the stage's hard limit: stop the child's whole group.
+            with shield():
+                stop_group(proc)
             raise
         finally:
             for t in threads:
                 t.join(timeout=5)
         return CommandResult(
             cmd=tuple(argv),
-            returncode=proc.returncode,
+            returncode=proc.returncode if proc.returncode is not None else -9,
             stdout="".join(out),
             stderr="".join(err_lines),
             duration_s=time.monotonic() - start,
+            timed_out=timed_out,
         )
 
     def _pump(self, pipe: IO[str] | None, sink: list[str], show: bool, log: bool) -> None:
         if pipe is None:
             return
         for raw in pipe:
+            sink.append(raw)
             line = self.redact(raw)
-            if not line.endswith("\n"):
-                line += "\n"
-            sink.append(line)
-            with self._lock:
-                if log and self._log is not None:
-                    self._log.write(line)
-                    self._log.flush()
-                if show:
-                    self._out().write(line)
-                    self._out().flush()
+            self._write(line if line.endswith("\n") else line + "\n", log=log, show=show)
         pipe.close()
+
+
+def stop_group(proc: subprocess.Popen[str], grace: float = STOP_GRACE_S) -> None:
+    """Ask a child's process group to stop (SIGINT, as a terminal would), then kill it."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)

@@ -23,6 +23,7 @@ from typing import Any
 from ci.errors import ConfigError, WorkspaceError
 
 ENV_PREFIX = "CIPIPE_"
+INTERNAL_PREFIX = ENV_PREFIX + "_"  # CIPIPE__X: channels between our own processes
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -86,7 +87,7 @@ def merge_env(
     `schema`, a variable naming an unknown key (or a whole table) is a ConfigError."""
     merged: dict[str, Any] = _deep_copy(data)
     for name, value in sorted(env.items()):
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
+        if not name.startswith(ENV_PREFIX) or name.startswith(INTERNAL_PREFIX):
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
         if any(not part for part in path):

@@ -1,23 +1,30 @@
 """Running one stage: build its context, call it, always write its result, and turn
-the outcome into one line and an exit code. Nox sessions call `execute`."""
+the outcome into one line and an exit code. Nox sessions call `execute` (in nox's own
+process, or in the stage's virtualenv through `python -m ci.stage <name>`)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.metadata
+import json
 import os
-import signal
+import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TextIO
 
 from ci import settings as settings_mod
-from ci.errors import Interrupted, PipelineError
+from ci.console import AddMask, MaskedStream, masked_stdio
+from ci.errors import ConfigError, GateFailed, PipelineError, ToolMissing
+from ci.interrupts import Interrupts, StageTimeout
 from ci.redact import Redactor, secrets_from_env
-from ci.result import CheckResult, Finding, StageResult, Status, worst, write_result
+from ci.registry import STAGES, StageSpec, get_stage
+from ci.result import CheckResult, Finding, StageResult, Status, read_result, worst, write_result
 from ci.runner import CommandResult, Runner
 from ci.settings import Settings
 
@@ -30,6 +37,7 @@ class StageContext:
     settings: Settings
     runner: Runner
     posargs: list[str] = field(default_factory=list)
+    spec: StageSpec | None = None
 
     @property
     def workspace(self) -> Path:
@@ -45,6 +53,19 @@ class StageContext:
         path = self.out_dir / self.name
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def upstream(self, stage: str) -> StageResult:
+        """The last result of `stage` (a stage this one needs), read from the output
+        folder: how outputs such as an image digest reach later stages, the same way
+        whether they ran in one `invoke ci` or as separate `nox -s` calls."""
+        result = read_result(self.out_dir, stage)
+        if result is None or result.status is not Status.PASSED:
+            state = "has not run" if result is None else f"is {result.status.value}"
+            raise ConfigError(
+                f"{self.name} needs the outputs of {stage}, which {state} in {self.out_dir}: "
+                f"run `nox -s {stage}` first"
+            )
+        return result
 
     def cargo_env(self) -> dict[str, str]:
         """Environment for cargo: shared target dir if configured, no colour codes in
@@ -108,6 +129,11 @@ class Clock:
 
 StageFunc = Callable[[StageContext], StageResult]
 
+# Exit codes of a stage process, beside PipelineError's own (2-6) and GateFailed's 1.
+EXIT_TIMEOUT = 124  # as timeout(1)
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a defect in the pipeline itself
+EXIT_CANCELLED = 130
+
 
 def resolve(target: str) -> StageFunc:
     """Import `module:function` lazily so `nox -l` stays fast."""
@@ -115,8 +141,38 @@ def resolve(target: str) -> StageFunc:
     return getattr(importlib.import_module(module), func)
 
 
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+def check_python_tools(spec: StageSpec) -> None:
+    """The stage's pinned PyPI tools must be importable at their pinned versions in this
+    interpreter (its nox session venv installs them); ToolMissing says how otherwise."""
+    for requirement in spec.python:
+        dist, _, pinned = requirement.partition("==")
+        try:
+            found = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            found = None
+        if found != pinned:
+            have = f"version {found} is installed" if found else "it is not installed"
+            raise ToolMissing(
+                dist,
+                f"the {spec.name} stage pins {requirement} but {have} in {sys.executable}; "
+                f"run it as `nox -s {spec.name}` (its own virtualenv) or "
+                f"`pip install {requirement}`",
+            )
+
+
+def _fallback_out_dir(root: Path, env: Mapping[str, str]) -> Path:
+    """Where to write the result when the settings themselves cannot be read."""
+    out = env.get(settings_mod.ENV_PREFIX + "OUTPUT_DIR", "")
+    if out and Path(out).is_absolute():
+        return Path(out)
+    base = Path(env.get(settings_mod.ENV_PREFIX + "WORKSPACE", "") or root)
+    return (base if base.is_absolute() else root / base) / (out or "target/pipeline")
+
+
+@dataclass
+class _Outcome:
+    result: StageResult
+    code: int
 
 
 def execute(
@@ -126,62 +182,128 @@ def execute(
     *,
     env: Mapping[str, str] | None = None,
     stream: TextIO | None = None,
+    stages: tuple[StageSpec, ...] = STAGES,
 ) -> tuple[int, str]:
     """Run stage `name` of the registry with the configuration of project `root`.
 
-    Returns (exit code, one-line verdict). The result file is written in every case:
-    success, gate failure, configuration error, missing tool, Ctrl-C or SIGTERM.
+    Returns (exit code, one masked verdict line). The result file is written in every
+    case: success, gate failure, configuration error, missing tool, hard time limit,
+    Ctrl-C, SIGTERM (a second signal cannot cut the teardown short), and a defect in the
+    pipeline itself (status internal-error; the traceback goes to the stage log only).
+    Everything printed or written is masked; the stage parses raw output.
     """
-    from ci.stages import get_stage
-
     env = dict(os.environ if env is None else env)
     start = time.monotonic()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    result: StageResult | None = None
-    out_dir: Path | None = None
+    redactor = Redactor(secrets_from_env(env))
+    out_dir = _fallback_out_dir(root, env)
     budget = float(settings_mod.schema()["budgets"].get(name, 300))
-    code = 0
-    try:
-        spec = get_stage(name)
-        settings = settings_mod.load(root, env)
-        out_dir = settings.out_dir
-        budget = settings.budget(name)
-        secrets = secrets_from_env(env, settings.secret_env)
-        log_path = out_dir / f"{name}.log"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        log_path.unlink(missing_ok=True)
-        with Runner(
-            Redactor(secrets),
-            log_path=log_path,
-            github=env.get("GITHUB_ACTIONS") == "true",
-            stream=stream,
-            base_env=env,
-        ) as runner:
+    limit = budget * 3
+    log_path = out_dir / f"{name}.log"
+    runner: Runner | None = None
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(masked_stdio(redactor))
+        shown = MaskedStream(stream, redactor) if stream is not None else out
+        redactor.on_add(AddMask(env, out))
+        interrupts = stack.enter_context(Interrupts())
+        try:
+            spec = get_stage(name, stages)
+            settings = settings_mod.load(root, env)
+            redactor.add(secrets_from_env(env, settings.secret_env))
+            out_dir = settings.out_dir
+            log_path = out_dir / f"{name}.log"
+            budget = settings.budget(name)
+            limit = settings.timeout(name)
+            interrupts.deadline(limit)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            log_path.unlink(missing_ok=True)
+            runner = stack.enter_context(
+                Runner(
+                    redactor,
+                    log_path=log_path,
+                    github=env.get("GITHUB_ACTIONS") == "true",
+                    stream=shown,
+                    base_env=env,
+                    pass_env=(*spec.pass_env, *settings.top.strings("pass_env")),
+                    secret_names=settings.secret_env,
+                )
+            )
             settings.require_workspace()
-            ctx = StageContext(name=name, settings=settings, runner=runner, posargs=list(posargs))
+            check_python_tools(spec)
+            ctx = StageContext(
+                name=name, settings=settings, runner=runner, posargs=list(posargs), spec=spec
+            )
             result = resolve(spec.target)(ctx)
+            interrupts.deadline(0)
             result.artifacts.setdefault("log", str(log_path))
             result.blocking = spec.blocking
             for finding in result.findings:
                 if finding.severity == "error":
                     runner.error(finding.one_line())
-        code = 0 if result.status in (Status.PASSED, Status.SKIPPED) else 1
-    except PipelineError as err:
-        result = StageResult(name, Status.ERROR, 0.0, budget, summary=str(err))
-        code = err.exit_code
-    except KeyboardInterrupt:
-        result = StageResult(name, Status.CANCELLED, 0.0, budget, summary="interrupted; torn down")
-        code = Interrupted.exit_code
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+            outcome = _Outcome(result, _code(result.status))
+        except BaseException as exc:  # every way out still writes a result
+            interrupts.deadline(0)
+            outcome = _failure(name, exc, interrupts, budget, limit, log_path, runner, redactor)
+        if shown is not out:
+            shown.finish()
+    result = outcome.result
     result.duration_s = round(time.monotonic() - start, 3)
     result.budget_s = budget
-    if out_dir is not None:
-        try:
-            write_result(out_dir, result)
-        except OSError as err:
-            return 2, f"{name}: cannot write result to {out_dir}: {err.strerror}"
-    return code, verdict(result)
+    try:
+        write_result(out_dir, result, redactor)
+    except OSError as err:
+        return 2, redactor(f"{name}: cannot write result to {out_dir}: {err.strerror}")
+    return outcome.code, redactor(verdict(result))
+
+
+def _code(status: Status) -> int:
+    return {
+        Status.PASSED: 0,
+        Status.SKIPPED: 0,
+        Status.FAILED: 1,
+        Status.TIMEOUT: EXIT_TIMEOUT,
+        Status.INTERNAL: EXIT_INTERNAL,
+        Status.CANCELLED: EXIT_CANCELLED,
+    }.get(status, 2)
+
+
+def _failure(
+    name: str,
+    exc: BaseException,
+    interrupts: Interrupts,
+    budget: float,
+    limit: float,
+    log_path: Path,
+    runner: Runner | None,
+    redactor: Redactor,
+) -> _Outcome:
+    """The result for a stage that did not return one."""
+    if isinstance(exc, StageTimeout) or (
+        isinstance(exc, KeyboardInterrupt) and interrupts.timed_out
+    ):
+        summary = f"stopped at its hard limit of {limit:.0f}s (budget {budget:.0f}s); torn down"
+        return _Outcome(StageResult(name, Status.TIMEOUT, 0.0, budget, summary), EXIT_TIMEOUT)
+    if isinstance(exc, KeyboardInterrupt):
+        why = str(exc) or "SIGINT"
+        summary = f"interrupted ({why}); torn down"
+        return _Outcome(StageResult(name, Status.CANCELLED, 0.0, budget, summary), EXIT_CANCELLED)
+    if isinstance(exc, PipelineError):
+        status = Status.FAILED if isinstance(exc, GateFailed) else Status.ERROR
+        return _Outcome(StageResult(name, status, 0.0, budget, summary=str(exc)), exc.exit_code)
+    if isinstance(exc, SystemExit):
+        summary = f"internal error: the stage exited early (exit code {exc.code})"
+    else:
+        text = str(exc).strip().splitlines()
+        summary = f"internal error: {type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    trace = "".join(traceback.format_exception(exc))
+    if runner is not None:
+        runner.log_only(trace)
+    else:
+        with contextlib.suppress(OSError):
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with log_path.open("a", encoding="utf-8") as fh:
+                fh.write(redactor(trace))
+    summary += f" (a defect in the pipeline; traceback in {log_path})"
+    return _Outcome(StageResult(name, Status.INTERNAL, 0.0, budget, summary), EXIT_INTERNAL)
 
 
 def verdict(result: StageResult) -> str:
@@ -198,3 +320,30 @@ def verdict(result: StageResult) -> str:
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         text += f" | {errors[0].one_line()}{more}"
     return text
+
+
+# Internal variables a nox session hands `python -m ci.stage` (double underscore: never
+# configuration keys): the project root and where to leave the verdict for nox to print.
+ROOT_ENV = "CIPIPE__ROOT"
+VERDICT_ENV = "CIPIPE__VERDICT"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m ci.stage <name> [args...]`: how a nox session runs a stage inside its own
+    virtualenv. The exit code is the stage's; the verdict line goes to $CIPIPE__VERDICT."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        print("usage: python -m ci.stage <stage> [args...]", file=sys.stderr)
+        return 2
+    root = Path(os.environ.get(ROOT_ENV) or Path(__file__).resolve().parent.parent)
+    code, line = execute(args[0], root, args[1:])
+    target = os.environ.get(VERDICT_ENV)
+    if target:
+        Path(target).write_text(json.dumps({"code": code, "verdict": line}), encoding="utf-8")
+    else:
+        print(line)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,16 +1,20 @@
 """The cargo tools the pipeline installs itself, at pinned versions, in one table.
 
-`invoke tools.install` and `.ci/run` call `install`; stages call `ensure` for the tools
-they need so a fresh machine works without a manual step. Installing follows plan →
-show → act → verify: a tool already at its pinned version is left alone.
+`invoke tools.install` and `.ci/setup` call `install`; stages call `resolve` for the tools
+they need, which always yields the pinned version (installing it when needed), so a fresh
+machine works without a manual step and a gate never runs with an unpinned tool.
+Installing follows plan → show → act → verify: a tool already at its pinned version is
+left alone.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ci.errors import ConfigError, ToolMissing
 from ci.runner import Runner, which
@@ -65,15 +69,7 @@ def version(tool: str) -> str | None:
     A quiet probe (`<tool> --version`), not a pipeline step, so it bypasses the echoing
     runner; a tool that exists but cannot report a version reads as not installed."""
     exe = which(tool)
-    if exe is None:
-        return None
-    try:
-        proc = subprocess.run(
-            [exe, "--version"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return parse_version(proc.stdout + proc.stderr) if proc.returncode == 0 else None
+    return _version_of(exe) if exe else None
 
 
 def missing(names: Iterable[str] | None = None, *, exact: bool = True) -> list[str]:
@@ -131,20 +127,62 @@ def install(runner: Runner, names: Sequence[str] | None = None, dry_run: bool = 
     return [tool.name for tool, _ in steps]
 
 
-def ensure(runner: Runner, name: str, *, auto_install: bool = True) -> str:
-    """The version of tool `name`, installing it first when absent and `auto_install`.
+def private_root(tool: CargoTool, env: Mapping[str, str] | None = None) -> Path:
+    """Where a pinned version is installed when another version of the tool is already on
+    PATH: `$CARGO_HOME/pipeline-tools/<crate>-<version>` (the user's own tool stays)."""
+    env = os.environ if env is None else env
+    home = Path(env.get("CARGO_HOME") or Path(env.get("HOME", "~")).expanduser() / ".cargo")
+    return home / "pipeline-tools" / f"{tool.crate}-{tool.version}"
 
-    A tool present at another version is used as is, with a note: it still works, and
-    replacing someone's tool behind their back is worse than a version drift."""
+
+def _version_of(exe: str) -> str | None:
+    try:
+        proc = subprocess.run(
+            [exe, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_version(proc.stdout + proc.stderr) if proc.returncode == 0 else None
+
+
+def resolve(runner: Runner, name: str, *, auto_install: bool = True) -> tuple[str, str]:
+    """(path, version) of tool `name` AT ITS PINNED VERSION: the one on PATH when it
+    matches the pin, else the pipeline's private install of the pin (installed now when
+    `auto_install`; the version on PATH is left alone). A tool at another version is never
+    used: a gate must not depend on whatever happens to be installed."""
     tool = get(name)
-    found = version(tool.name)
-    if found is None:
-        if not auto_install:
-            raise ToolMissing(
-                tool.name, f"run `invoke tools.install` (cargo install --locked {tool.spec})"
-            )
-        install(runner, [name])
-        found = tool.version
-    elif found != tool.version:
-        runner.say(f"note: {tool.name} {found} installed; the pipeline pins {tool.version}")
-    return found
+    found = which(tool.name)
+    if found and _version_of(found) == tool.version:
+        return found, tool.version
+    root = private_root(tool, runner.base_env)
+    private = root / "bin" / tool.name
+    if private.is_file() and _version_of(str(private)) == tool.version:
+        return str(private), tool.version
+    have = _version_of(found) if found else None
+    if not auto_install:
+        state = f"version {have} is installed" if have else "it is not installed"
+        raise ToolMissing(
+            tool.name,
+            f"the pipeline pins {tool.version} but {state}; run `invoke tools.install` "
+            f"(cargo install --locked {tool.spec})",
+        )
+    cmd = ["cargo", "install", "--locked", tool.spec]
+    if have:  # keep the user's own version on PATH; install the pin beside it
+        cmd += ["--root", str(root)]
+    runner.say(
+        f"tools: {tool.name} {'at ' + have if have else 'missing'}; installing the pinned "
+        f"{tool.version} (a few minutes the first time)"
+    )
+    res = runner.run(cmd)
+    if not res.ok:
+        raise ToolMissing(
+            tool.name, f"`{' '.join(cmd)}` failed (exit {res.returncode}); run it by hand"
+        )
+    path = str(private) if have else (which(tool.name) or "")
+    if not path or _version_of(path) != tool.version:
+        raise ToolMissing(
+            tool.name,
+            f"installed but {path or tool.name} does not report version {tool.version}; "
+            "check that ~/.cargo/bin is on PATH",
+        )
+    return path, tool.version

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, make_advisory_db, shared_target_dir
+from helpers import FIXTURES, make_advisory_db, shared_target_dir, unpack_real_advisory_db
 
 
 @pytest.fixture
@@ -31,3 +31,9 @@ def fixture_env(tmp_path: Path):
 def advisory_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small local RustSec advisory database (offline mode)."""
     return make_advisory_db(tmp_path_factory.mktemp("advisory-db"))
+
+
+@pytest.fixture(scope="session")
+def real_advisory_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The snapshot of the real RustSec database, as the git checkout the tools expect."""
+    return unpack_real_advisory_db(tmp_path_factory.mktemp("rustsec"))

@@ -80,3 +80,34 @@ def make_advisory_db(db: Path) -> Path:
     git(db, "add", "-A")
     git(db, "commit", "-qm", "test advisory database")
     return db
+
+
+REAL_DB_SNAPSHOT = FIXTURES / "security" / "rustsec-advisory-db.tar.gz"
+REAL_DB_DATE = "2026-08-21T06:28:40Z"  # the snapshot's upstream commit time
+
+
+def unpack_real_advisory_db(dest: Path) -> Path:
+    """The real RustSec snapshot unpacked and committed (dated like upstream's commit):
+    cargo-audit and cargo-deny open the database as a git repository."""
+    import tarfile
+
+    with tarfile.open(REAL_DB_SNAPSHOT) as tar:
+        tar.extractall(dest, filter="data")
+    git(dest, "init", "-q")
+    git(dest, "add", "-A")
+    env_date = {"GIT_AUTHOR_DATE": REAL_DB_DATE, "GIT_COMMITTER_DATE": REAL_DB_DATE}
+    subprocess.run(
+        ["git", "commit", "-qm", "snapshot"],
+        cwd=dest,
+        env={
+            **os.environ,
+            **env_date,
+            "GIT_AUTHOR_NAME": "s",
+            "GIT_AUTHOR_EMAIL": "s@x",
+            "GIT_COMMITTER_NAME": "s",
+            "GIT_COMMITTER_EMAIL": "s@x",
+        },
+        check=True,
+        capture_output=True,
+    )
+    return dest

@@ -261,4 +261,71 @@ def test_tool_install_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(ToolMissing, match=r"cargo install --locked cargo-ghost-tool@1\.0\.0"):
         tools.install(runner, [ghost.name])
     with pytest.raises(ToolMissing, match=r"invoke tools\.install"):
-        tools.ensure(runner, ghost.name, auto_install=False)
+        tools.resolve(runner, ghost.name, auto_install=False)
+
+
+# -- the real RustSec database (snapshot), offline ---------------------------------------
+
+# The snapshot ages; these tests are about advisories, not age (unit tests cover the age
+# policy with a fixed clock), so they accept any age.
+ANY_AGE = {"CIPIPE_SECURITY__MAX_AGE_DAYS": "36500"}
+
+
+def test_reference_workspace_is_green_against_the_real_database(
+    tmp_path: Path, real_advisory_db: Path
+) -> None:
+    run = run_stage(tmp_path, ROOT, db=real_advisory_db, **ANY_AGE)
+    assert run.code == 0, run.line + "\n" + run.output
+    assert [c["status"] for c in run.result["checks"]] == ["passed"] * 3
+    assert "configured; commit " in run.output and "days old" in run.output
+
+
+def test_real_advisory_is_caught_with_its_id(tmp_path: Path, real_advisory_db: Path) -> None:
+    run = run_stage(tmp_path, FIXTURES / "real_advisory", db=real_advisory_db, **ANY_AGE)
+    assert run.code == 1, run.output
+    ids = {f["rule"] for f in run.findings("advisories")}
+    assert "RUSTSEC-2021-0003" in ids
+    [finding] = [f for f in run.findings("advisories") if f["rule"] == "RUSTSEC-2021-0003"]
+    assert finding["crate"] == "smallvec@1.6.0" and "upgrade to" in finding["message"]
+    assert ">=1.6.1" in finding["message"]
+    assert any(f["rule"] == "RUSTSEC-2021-0003" for f in run.findings("policy"))
+    assert "RUSTSEC-2021-0003" in run.line
+
+
+def test_no_database_is_not_checked_never_a_pass(tmp_path: Path) -> None:
+    empty_home = tmp_path / "cargo-home"
+    empty_home.mkdir()
+    run = run_stage(
+        tmp_path,
+        FIXTURES / "vulnerable",
+        "--only",
+        "advisories",
+        CIPIPE_SECURITY__OFFLINE="true",
+        CARGO_HOME=str(empty_home),  # no copy cached by an earlier run either
+    )
+    assert run.code == 2, run.output
+    assert run.result["status"] == "error"
+    check = run.check("advisories")
+    assert check["status"] == "error" and check["summary"].startswith("not checked:")
+    assert "CIPIPE_SECURITY__ADVISORY_DB=" in check["summary"]
+    assert "not checked" in run.line
+
+
+def test_cached_copy_is_used_when_fetching_fails(tmp_path: Path, advisory_db: Path) -> None:
+    home = tmp_path / "cargo-home"
+    shutil.copytree(advisory_db, home / "advisory-db", symlinks=True)  # cargo-audit's place
+    run = run_stage(
+        tmp_path,
+        FIXTURES / "vulnerable",
+        "--only",
+        "advisories",
+        CARGO_HOME=str(home),
+        # An unreachable mirror stands in for a machine without GitHub.
+        CIPIPE_SECURITY__FETCH_TIMEOUT="5",
+        GIT_CONFIG_COUNT="1",
+        GIT_CONFIG_KEY_0="url.http://127.0.0.1:9/.insteadOf",
+        GIT_CONFIG_VALUE_0="https://github.com/",
+    )
+    assert run.code == 1, run.output  # checked (and red: the test database lists itoa)
+    assert "using a cached copy (cannot fetch" in run.output
+    assert ADVISORY_ID in run.line

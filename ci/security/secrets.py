@@ -10,14 +10,14 @@ Reviewed false positives live in a detect-secrets baseline (`.secrets.baseline`,
 whose (file, type, hashed secret) is in it passes, and the baseline's exclude-files
 patterns remove paths from the scan (the project's own planted test secrets).
 
-detect-secrets reports only a SHA-1 of each secret. To show a masked form we find the
-substring of the flagged line with that hash, register it with the redactor before
-anything prints, and show only `mask_value` of it.
+detect-secrets is driven through its Python API (in the security stage's own virtualenv):
+each hit comes with its value, which is registered with the redactor before anything is
+printed, so only `mask_value` of it is ever shown. Verification plugins (which would call
+out to third-party services) are never enabled.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci.errors import ConfigError, PipelineError
+from ci.errors import ConfigError, PipelineError, ToolMissing
 from ci.redact import mask_value
 from ci.result import Finding
 from ci.runner import Runner, require
@@ -36,8 +36,6 @@ from ci.runner import Runner, require
 ALWAYS_EXCLUDE = (r"(^|/)target/", r"(^|/)\.git/")
 _EXCLUDE_FILTER = "detect_secrets.filters.regex.should_exclude_file"
 MAX_BLOB_BYTES = 1_000_000  # history: larger blobs are data, not config
-_CHUNK = 500  # files per detect-secrets call, far below any argv limit
-_EXHAUSTIVE_LINE = 512  # lines up to this length are searched substring by substring
 
 
 @dataclass(frozen=True)
@@ -48,16 +46,19 @@ class Hit:
     file: str
     line: int
     hashed: str
+    value: str | None = field(default=None, repr=False)  # never printed: masked first
     commit: str | None = None  # set for hits found in history only
 
 
 @dataclass
 class Baseline:
-    """Reviewed hits and excluded paths from a detect-secrets baseline file."""
+    """Reviewed hits, excluded paths and the scan settings (plugins, filters) of a
+    detect-secrets baseline file."""
 
     path: Path | None = None
     allowed: set[tuple[str, str, str]] = field(default_factory=set)
     excludes: list[str] = field(default_factory=list)
+    config: dict[str, object] = field(default_factory=dict)
 
     def allows(self, hit: Hit) -> bool:
         return (hit.file, hit.kind, hit.hashed) in self.allowed
@@ -84,7 +85,15 @@ def load_baseline(path: Path | None) -> Baseline:
             f"{path}: not a detect-secrets baseline ({err}); regenerate it with "
             "`detect-secrets scan > .secrets.baseline`"
         ) from None
-    return Baseline(path=path, allowed=allowed, excludes=excludes)
+    config = {
+        "plugins_used": data.get("plugins_used", []),
+        "filters_used": [
+            f
+            for f in data.get("filters_used", [])
+            if "verif" not in str(f.get("path", ""))  # never call third-party services
+        ],
+    }
+    return Baseline(path=path, allowed=allowed, excludes=excludes, config=config)
 
 
 def compile_excludes(patterns: Iterable[str]) -> list[re.Pattern[str]]:
@@ -143,77 +152,38 @@ def list_files(root: Path, patterns: Sequence[re.Pattern[str]]) -> list[str]:
     ]
 
 
-def parse_scan(output: str) -> list[Hit]:
-    """Hits from the JSON detect-secrets prints (a baseline document)."""
-    start = output.find("{")
-    if start < 0:
-        raise ValueError("no JSON in detect-secrets output")
-    data = json.loads(output[start:])
-    return [
-        Hit(
-            kind=str(entry["type"]),
-            file=str(file),
-            line=int(entry.get("line_number") or 0),
-            hashed=str(entry["hashed_secret"]),
-        )
-        for file, entries in sorted(data.get("results", {}).items())
-        for entry in entries
-    ]
-
-
-def run_scan(runner: Runner, cwd: Path, files: Sequence[str]) -> list[Hit]:
-    """Run `detect-secrets scan` on `files` (relative to `cwd`) in chunks. Its stdout
-    holds hashes, never values, so logging it is safe; it is not echoed (it is long)."""
+def run_scan(root: Path, files: Sequence[str], config: dict[str, object]) -> list[Hit]:
+    """Scan `files` (relative to `root`) with detect-secrets' Python API, configured like
+    the baseline (`config`: its plugins and filters; empty: every plugin)."""
+    try:
+        from detect_secrets.core import scan as ds_scan
+        from detect_secrets.settings import default_settings, transient_settings
+    except ImportError:
+        raise ToolMissing(
+            "detect-secrets", "run `nox -s security` (its own virtualenv pins detect-secrets)"
+        ) from None
     hits: list[Hit] = []
-    for i in range(0, len(files), _CHUNK):
-        chunk = list(files[i : i + _CHUNK])
-        res = runner.run(
-            ["detect-secrets", "scan", "--no-verify", *chunk],
-            cwd=cwd,
-            capture=True,
-            echo_output=False,
-        )
-        if not res.ok:
-            last = (res.stderr.strip().splitlines() or ["no output"])[-1]
-            raise PipelineError(f"detect-secrets failed (exit {res.returncode}): {last}")
-        try:
-            hits += parse_scan(res.stdout)
-        except (ValueError, KeyError, TypeError) as err:
-            raise PipelineError(f"detect-secrets printed no usable report: {err}") from None
+    settings = transient_settings(config) if config.get("plugins_used") else default_settings()
+    with settings:
+        for name in files:
+            for found in ds_scan.scan_file(str(root / name)):
+                hits.append(
+                    Hit(
+                        kind=str(found.type),
+                        file=name,
+                        line=int(found.line_number or 0),
+                        hashed=str(found.secret_hash),
+                        value=found.secret_value or None,
+                    )
+                )
     return hits
 
 
-def recover_value(line: str, hashed: str) -> str | None:
-    """The substring of `line` whose SHA-1 is `hashed` (detect-secrets' hash), if any."""
-
-    def sha(text: str) -> str:
-        return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-    text = line.rstrip("\r\n")
-    if len(text) <= _EXHAUSTIVE_LINE:
-        n = len(text)
-        # Longest first: a secret is more likely a long token than a short one.
-        for size in range(n, 0, -1):
-            for start in range(0, n - size + 1):
-                if sha(text[start : start + size]) == hashed:
-                    return text[start : start + size]
-        return None
-    for token in re.findall(r"[^\s'\"`=:,;()<>\[\]{}]+", text):
-        if sha(token) == hashed:
-            return token
-    return None
-
-
-def _line_of(content: str, number: int) -> str:
-    lines = content.splitlines()
-    return lines[number - 1] if 0 < number <= len(lines) else ""
-
-
 def history_hits(
-    runner: Runner, root: Path, patterns: Sequence[re.Pattern[str]]
-) -> tuple[list[Hit], dict[str, str]]:
-    """Scan every blob reachable from any ref. Returns the hits (file = original path,
-    commit = the first commit that has the blob) and {hit key: line text} for masking."""
+    runner: Runner, root: Path, patterns: Sequence[re.Pattern[str]], config: dict[str, object]
+) -> list[Hit]:
+    """Scan every blob reachable from any ref. The hits carry the original path and the
+    first commit that has the blob."""
     objects = _git(root, ["rev-list", "--all", "--objects"]).decode("utf-8", errors="replace")
     paths: dict[str, str] = {}
     for row in objects.splitlines():
@@ -221,7 +191,7 @@ def history_hits(
         if path and not excluded(path, patterns):
             paths.setdefault(sha, path)
     if not paths:
-        return [], {}
+        return []
     checks = _git(
         root,
         ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
@@ -234,12 +204,11 @@ def history_hits(
     ]
     runner.say(f"history: {len(blobs)} distinct file versions on all refs")
     if not blobs:
-        return [], {}
+        return []
     data = _git(root, ["cat-file", "--batch"], stdin="\n".join(blobs).encode())
     with tempfile.TemporaryDirectory(prefix="secrets-history-") as tmp:
         base = Path(tmp)
         files: list[str] = []
-        contents: dict[str, str] = {}
         pos = 0
         for sha in blobs:
             header_end = data.index(b"\n", pos)
@@ -251,24 +220,16 @@ def history_hits(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(body)
             files.append(rel)
-            contents[sha[:16]] = body.decode("utf-8", errors="replace")
-        raw_hits = run_scan(runner, base, files)
+        raw_hits = run_scan(base, files, config)
     hits: list[Hit] = []
-    lines: dict[str, str] = {}
     by_prefix = {sha[:16]: sha for sha in blobs}
     for hit in raw_hits:
         prefix, _, path = hit.file.partition("/")
         sha = by_prefix.get(prefix, prefix)
         log = _git(root, ["log", "--all", "--reverse", "--format=%h", f"--find-object={sha}"])
         commit = (log.decode().split() or [sha[:12]])[0]
-        real = Hit(hit.kind, path, hit.line, hit.hashed, commit)
-        hits.append(real)
-        lines[_key(real)] = _line_of(contents.get(prefix, ""), hit.line)
-    return hits, lines
-
-
-def _key(hit: Hit) -> str:
-    return f"{hit.commit}:{hit.file}:{hit.line}:{hit.hashed}"
+        hits.append(Hit(hit.kind, path, hit.line, hit.hashed, hit.value, commit))
+    return hits
 
 
 def rule_id(kind: str) -> str:
@@ -303,14 +264,8 @@ def scan(
         except ValueError:
             own = None
         files = [f for f in files if f != own]  # its hashes look like hex secrets
-    hits = run_scan(runner, root, files) if files else []
-    line_text: dict[str, str] = {}
-    for hit in hits:
-        try:
-            content = (root / hit.file).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            content = ""
-        line_text[_key(hit)] = _line_of(content, hit.line)
+    runner.say(f"scanning {len(files)} file(s)")
+    hits = run_scan(root, files, baseline.config) if files else []
     if history:
         if not in_git(root):
             raise ConfigError(
@@ -318,23 +273,19 @@ def scan(
                 "(drop --history or [tool.pipeline.security] scan_history)"
             )
         seen = {(h.file, h.hashed) for h in hits}
-        old, old_lines = history_hits(runner, root, patterns)
-        for hit in old:
+        for hit in history_hits(runner, root, patterns, baseline.config):
             if (hit.file, hit.hashed) not in seen:
                 seen.add((hit.file, hit.hashed))
                 hits.append(hit)
-                line_text[_key(hit)] = old_lines.get(_key(hit), "")
-    # Register every recovered value before any finding is printed.
-    values = {_key(h): recover_value(line_text.get(_key(h), ""), h.hashed) for h in hits}
-    runner.redact.add(v for v in values.values() if v)
+    # Every value found is registered before any finding is printed or written.
+    runner.redact.add(h.value for h in hits if h.value)
     findings = []
     allowed = 0
     for hit in hits:
         if baseline.allows(hit):
             allowed += 1
             continue
-        value = values[_key(hit)]
-        shown = mask_value(value) if value else "(value hidden)"
+        shown = mask_value(hit.value) if hit.value else "(value hidden)"
         where = f" (history, commit {hit.commit})" if hit.commit else ""
         findings.append(
             Finding(

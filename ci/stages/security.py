@@ -5,8 +5,9 @@
 - secrets: detect-secrets over the working tree (and all of git history with `--history`).
 
 Findings go to the stage JSON and to `<artifacts>/security.sarif` (one SARIF run per
-check). Offline mode (`[tool.pipeline.security] offline = true` + `advisory_db`) uses a
-local advisory database and fetches nothing. Options: `nox -s security -- --history`,
+check). The advisory database is resolved once for both tools (ci/security/advisory_db.py):
+a configured local checkout, else a fetch, else a cached copy with its age, else
+"not checked" (an error, never a silent pass). Options: `nox -s security -- --history`,
 `-- --only secrets` (repeatable).
 """
 
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci import tools
-from ci.errors import ConfigError, PipelineError, ToolMissing, WorkspaceError
+from ci.errors import ConfigError, ToolMissing, WorkspaceError
 from ci.result import CheckResult, Finding, StageResult, Status, atomic_write
 from ci.security import advisory_db, deps, sarif, secrets
 from ci.stage import Clock, StageContext
@@ -33,7 +35,7 @@ class Options:
     """The security stage's settings, read once from `[tool.pipeline.security]` + posargs."""
 
     checks: tuple[str, ...]
-    db: advisory_db.AdvisoryDb
+    db: advisory_db.DbConfig
     deny_config: Path
     baseline: Path | None
     history: bool
@@ -58,24 +60,34 @@ def options(ctx: StageContext) -> Options:
     """Read settings and arguments; ConfigError on anything malformed."""
     sec = ctx.settings.section("security")
     args = _parse_args(ctx.posargs)
-    checks = tuple(args.only) or tuple(c for c in CHECKS if c in sec.strings("checks", CHECKS))
-    unknown = set(sec.strings("checks", CHECKS)) - set(CHECKS)
+    configured = sec.strings("checks")
+    unknown = set(configured) - set(CHECKS)
     if unknown:
         raise ConfigError(
             f"[tool.pipeline] security.checks: unknown {', '.join(sorted(unknown))}; "
             f"known: {', '.join(CHECKS)}"
         )
-    offline = sec.flag("offline", False)
-    deny_config = sec.path("deny_config", "deny.toml")
+    checks = tuple(args.only) or tuple(c for c in CHECKS if c in configured)
+    env = ctx.settings.env
+    cargo_home = Path(env.get("CARGO_HOME") or Path(env.get("HOME", "~")).expanduser() / ".cargo")
+    db = advisory_db.DbConfig(
+        configured=sec.path("advisory_db"),
+        offline=sec.flag("offline"),
+        cache=sec.path("advisory_cache") or cargo_home / "advisory-db",
+        fetch_timeout=sec.number("fetch_timeout", minimum=1),
+        warn_age_days=sec.number("warn_age_days", minimum=0),
+        max_age_days=sec.number("max_age_days", minimum=1),
+        cargo_home=cargo_home,
+    )
     return Options(
         checks=checks,
-        db=advisory_db.resolve(offline, sec.path("advisory_db", "") if offline else None),
-        deny_config=deny_config or ctx.settings.root / "deny.toml",
-        baseline=sec.path("secrets_baseline", ".secrets.baseline", base=ctx.workspace),
-        history=args.history or sec.flag("scan_history", False),
-        unmaintained=sec.choice("unmaintained", ("warn", "deny"), "warn"),
+        db=db,
+        deny_config=sec.path("deny_config") or ctx.settings.root / "deny.toml",
+        baseline=sec.path("secrets_baseline", base=ctx.workspace),
+        history=args.history or sec.flag("scan_history"),
+        unmaintained=sec.choice("unmaintained", ("warn", "deny")),
         exclude=tuple(sec.strings("exclude_paths")),
-        install_tools=sec.flag("install_tools", True),
+        install_tools=ctx.settings.top.flag("install_tools"),
     )
 
 
@@ -95,63 +107,104 @@ def _first_line(output: str, default: str) -> str:
     for line in output.splitlines():
         text = line.strip()
         if text.startswith("{"):  # cargo-deny logs JSON: keep only its message
-            with contextlib.suppress(ValueError, AttributeError):
+            with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
                 text = str(json.loads(text)["fields"]["message"]).splitlines()[0].strip()
         if text and ("error" in text.lower() or "fail" in text.lower()):
             return text[:300]
     return default
 
 
-OFFLINE_HINT = (
-    "; without network access use a local advisory-db checkout: "
-    "CIPIPE_SECURITY__OFFLINE=true CIPIPE_SECURITY__ADVISORY_DB=/path/to/advisory-db"
-)
+def _cannot_check(chk: CheckResult, reason: str, rule: str = "check-error") -> list[Finding]:
+    """The check could not run: an error of its own (the other checks still run)."""
+    chk.status = Status.ERROR
+    chk.summary = reason
+    return [Finding(chk.name, reason, rule=rule)]
 
 
-def _with_fetch_hint(reason: str, opts: Options) -> str:
-    """Say how to run air-gapped when the advisory database could not be fetched."""
-    if not opts.db.offline and "fetch" in reason.lower():
-        return reason + OFFLINE_HINT
-    return reason
+def not_checked(db: advisory_db.AdvisoryDb) -> str:
+    """The one line for advisories that could not be checked, with the offline fix."""
+    return f"not checked: {db.unavailable}; {advisory_db.OFFLINE_FIX}"
+
+
+def find_db(ctx: StageContext, opts: Options) -> advisory_db.AdvisoryDb:
+    """Resolve the advisory database once for both checks, saying where it came from."""
+    git = advisory_db.Git(ctx.runner.base_env)
+    if opts.db.configured is None and not opts.db.offline:
+        ctx.runner.say(
+            f"advisory database: fetching {advisory_db.DEFAULT_URL} into {opts.db.cache} "
+            f"(up to {opts.db.fetch_timeout:.0f}s)"
+        )
+    db = advisory_db.resolve(opts.db, git)
+    ctx.runner.say(f"advisory database: {db.describe()}")
+    if db.warning:
+        ctx.runner.say(f"warning: {db.warning}")
+    return db
 
 
 def run_advisories(
-    ctx: StageContext, opts: Options, lock_text: str, chk: CheckResult
+    ctx: StageContext,
+    opts: Options,
+    db: advisory_db.AdvisoryDb,
+    lock_text: str,
+    chk: CheckResult,
 ) -> list[Finding]:
-    """`cargo audit` on the lock file, gated on its JSON report."""
-    chk.tool_version = tools.ensure(ctx.runner, "cargo-audit", auto_install=opts.install_tools)
-    ctx.runner.say(f"cargo-audit {chk.tool_version}; advisory database: {opts.db.describe()}")
-    cmd = ["cargo", "audit", "--json", "--deny", "warnings", "--file", "Cargo.lock"]
-    if opts.db.path is not None:
-        cmd += ["--db", str(opts.db.path), "--no-fetch"]
-    res = ctx.cargo(cmd[1:], capture=True)
+    """`cargo audit` on the lock file against the resolved database, gated on its JSON."""
+    if not db.usable:
+        return _cannot_check(chk, not_checked(db), rule="not-checked")
+    exe, chk.tool_version = tools.resolve(
+        ctx.runner, "cargo-audit", auto_install=opts.install_tools
+    )
+    ctx.runner.say(f"cargo-audit {chk.tool_version}")
+    assert db.path is not None
+    cmd = [exe, "audit", "--json", "--deny", "warnings", "--file", "Cargo.lock"]
+    cmd += ["--db", str(db.path), "--no-fetch"]
+    res = ctx.runner.run(cmd, cwd=ctx.workspace, env=ctx.cargo_env(), capture=True)
     try:
         findings = deps.parse_audit_json(res.stdout, lock_text, unmaintained=opts.unmaintained)
     except ValueError:
-        chk.status = Status.ERROR
-        reason = _first_line(res.stderr, f"cargo audit failed (exit {res.returncode})")
-        chk.summary = _with_fetch_hint(reason, opts)
-        raise PipelineError(chk.summary) from None
+        return _cannot_check(
+            chk, _first_line(res.stderr, f"cargo audit failed (exit {res.returncode})")
+        )
     errors = [f for f in findings if f.severity == "error"]
     chk.status = Status.FAILED if errors else Status.PASSED
     chk.summary = (f"{len(errors)} advisory finding(s)" if errors else "no advisories") + (
         f", {len(findings) - len(errors)} warning(s)" if len(findings) > len(errors) else ""
     )
+    if db.warning:
+        chk.summary += f" (warning: {db.warning})"
     return findings
 
 
-def run_policy(ctx: StageContext, opts: Options, lock_text: str, chk: CheckResult) -> list[Finding]:
-    """`cargo deny check` with the project's deny.toml, gated on its JSON diagnostics."""
-    chk.tool_version = tools.ensure(ctx.runner, "cargo-deny", auto_install=opts.install_tools)
-    text = advisory_db.read_deny_config(opts.deny_config)
-    config = advisory_db.prepare_deny(opts.db, text, ctx.artifacts_dir) or opts.deny_config
-    ctx.runner.say(f"cargo-deny {chk.tool_version}; policy {opts.deny_config}")
-    cmd = ["deny", "--format", "json", "--color", "never", "--workspace"]
+def run_policy(
+    ctx: StageContext,
+    opts: Options,
+    db: advisory_db.AdvisoryDb,
+    lock_text: str,
+    chk: CheckResult,
+) -> list[Finding]:
+    """`cargo deny check` with the project's deny.toml, gated on its JSON diagnostics.
+    Without a usable advisory database it checks bans, licences and sources only."""
+    exe, chk.tool_version = tools.resolve(ctx.runner, "cargo-deny", auto_install=opts.install_tools)
+    ctx.runner.say(f"cargo-deny {chk.tool_version}; policy {_rel(opts.deny_config, ctx.workspace)}")
+    config_data = advisory_db.read_deny_config(opts.deny_config)
+    which = ["check"]
+    if db.usable:
+        config = advisory_db.prepare_deny(db, config_data, opts.db.max_age_days, ctx.artifacts_dir)
+    else:
+        config = opts.deny_config
+        which += ["bans", "licenses", "sources"]
+        ctx.runner.say("cargo-deny: advisories not checked (no database); bans, licences, sources")
+    # cargo-deny --offline also resolves crates offline: fetch them first (a no-op when
+    # they are in cargo's cache; air-gapped machines have them there).
+    fetched = ctx.cargo(["fetch", "--locked"], capture=True)
+    if not fetched.ok:
+        return _cannot_check(chk, _first_line(fetched.stderr, "cargo fetch --locked failed"))
+    cmd = [exe, "deny", "--format", "json", "--color", "never", "--workspace"]
     cmd += ["--manifest-path", str(ctx.workspace / "Cargo.toml"), "--config", str(config)]
-    cmd += [*(["--offline"] if opts.db.offline else []), "check"]
+    cmd += ["--offline", *which]
     # The JSON diagnostics arrive on stderr: capture them quietly and print findings instead.
     res = ctx.runner.run(
-        ["cargo", *cmd], cwd=ctx.workspace, env=ctx.cargo_env(), capture=True, echo_output=False
+        cmd, cwd=ctx.workspace, env=ctx.cargo_env(), capture=True, echo_output=False
     )
     config_name = _rel(opts.deny_config, ctx.workspace)
     report = deps.parse_deny_json(
@@ -159,32 +212,33 @@ def run_policy(ctx: StageContext, opts: Options, lock_text: str, chk: CheckResul
     )
     if not report.errors and not res.ok:
         # No summary line: cargo-deny did not get to check anything.
-        reason = _first_line(res.stderr, f"cargo deny failed (exit {res.returncode})")
-        if "stale" in reason:
-            reason += f" (update {opts.db.path} or raise [advisories] maximum-db-staleness)"
-        chk.status = Status.ERROR
-        chk.summary = _with_fetch_hint(reason, opts)
-        raise PipelineError(chk.summary)
+        return _cannot_check(
+            chk, _first_line(res.stderr, f"cargo deny failed (exit {res.returncode})")
+        )
     for finding in report.findings:
         if finding.severity != "error":
             ctx.runner.say(f"warning: {finding.one_line()}")
     errors = [f for f in report.findings if f.severity == "error"]
-    chk.status = Status.FAILED if errors else Status.PASSED
     by_check = ", ".join(f"{k} {v}" for k, v in sorted(report.errors.items()) if v)
-    chk.summary = f"{len(errors)} error(s) ({by_check})" if errors else "policy satisfied"
+    if errors:
+        chk.status = Status.FAILED
+        chk.summary = f"{len(errors)} error(s) ({by_check})"
+    elif not db.usable:
+        chk.status = Status.PASSED  # the advisories check reports the missing database
+        chk.summary = "bans, licences and sources satisfied (advisories not checked)"
+    else:
+        chk.status = Status.PASSED
+        chk.summary = "policy satisfied"
     return report.findings
 
 
 def run_secrets(ctx: StageContext, opts: Options, chk: CheckResult) -> list[Finding]:
     """detect-secrets over the tree (and history), minus the reviewed baseline."""
-    ver = tools.version("detect-secrets")
-    if ver is None:
-        raise ToolMissing("detect-secrets", "pip install -e . (pins detect-secrets)")
-    chk.tool_version = ver
+    chk.tool_version = _python_version("detect-secrets")
     baseline = secrets.load_baseline(opts.baseline)
     where = f"baseline {_rel(baseline.path, ctx.workspace)}" if baseline.path else "no baseline"
     scope = "working tree + history" if opts.history else "working tree"
-    ctx.runner.say(f"detect-secrets {ver}; {scope}; {where}")
+    ctx.runner.say(f"detect-secrets {chk.tool_version}; {scope}; {where}")
     result = secrets.scan(
         ctx.runner,
         ctx.workspace,
@@ -199,7 +253,16 @@ def run_secrets(ctx: StageContext, opts: Options, chk: CheckResult) -> list[Find
         if result.findings
         else f"no secrets in {result.files} file(s){allowed}"
     )
+    for finding in result.findings:
+        ctx.runner.say(f"found: {finding.one_line()}")
     return result.findings
+
+
+def _python_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        raise ToolMissing(dist, "run `nox -s security` (its own virtualenv pins it)") from None
 
 
 def _rel(path: Path | None, base: Path) -> str:
@@ -219,33 +282,23 @@ _TOOLS = {
 
 
 def run(ctx: StageContext) -> StageResult:
-    """Run the selected security checks; every check runs even when an earlier one fails."""
+    """Run the selected security checks; every check runs even when an earlier one fails
+    or cannot run (an unreachable advisory database is "not checked", never a pass)."""
     opts = options(ctx)
     needs_lock = {"advisories", "policy"} & set(opts.checks)
     lock_text = _lock_text(ctx) if needs_lock else ""
+    db = find_db(ctx, opts) if needs_lock else advisory_db.AdvisoryDb(None, "unused")
     clock = Clock()
     per_check: dict[str, list[Finding]] = {}
-    errors: list[str] = []
     for name in opts.checks:
         with ctx.runner.group(name), clock.check(name) as chk:
-            try:
-                if name == "advisories":
-                    found = run_advisories(ctx, opts, lock_text, chk)
-                elif name == "policy":
-                    found = run_policy(ctx, opts, lock_text, chk)
-                else:
-                    found = run_secrets(ctx, opts, chk)
-            except PipelineError as err:
-                # Bad input (config, workspace, missing tool) stops the stage with one line; a
-                # tool that ran and failed is an error of its check and the others still run.
-                if type(err) is not PipelineError:
-                    raise
-                chk.status = Status.ERROR
-                chk.summary = str(err)
-                found = [Finding(name, str(err), rule="check-error")]
-                errors.append(f"{name}: {err}")
-            if chk.tool_version:
-                ctx.runner.say(f"{name}: {chk.status.value} ({chk.summary})")
+            if name == "advisories":
+                found = run_advisories(ctx, opts, db, lock_text, chk)
+            elif name == "policy":
+                found = run_policy(ctx, opts, db, lock_text, chk)
+            else:
+                found = run_secrets(ctx, opts, chk)
+            ctx.runner.say(f"{name}: {chk.status.value} ({chk.summary})")
         per_check[name] = found
         clock.findings += found
     sarif_path = ctx.artifacts_dir / "security.sarif"
@@ -255,7 +308,7 @@ def run(ctx: StageContext) -> StageResult:
             tool=_TOOLS[c.name][0],
             version=c.tool_version,
             information_uri=_TOOLS[c.name][1],
-            findings=per_check[c.name],
+            findings=[f.masked(ctx.runner.redact) for f in per_check[c.name]],
         )
         for c in clock.checks
     ]

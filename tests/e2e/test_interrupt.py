@@ -27,7 +27,7 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 ENTRY_POINTS = {
     "invoke": (["-m", "invoke", "ci", "--stages", "integration"], 130),
-    "nox": (["-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "integration"], 1),
+    "nox": (["-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "integration"], 130),
 }
 
 

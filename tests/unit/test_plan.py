@@ -4,7 +4,7 @@ import pytest
 
 from ci.errors import ConfigError
 from ci.flow import plan
-from ci.stages import STAGES, StageSpec, get_stage
+from ci.registry import STAGES, StageSpec, get_stage
 
 
 def budget(name: str) -> float:
@@ -14,7 +14,13 @@ def budget(name: str) -> float:
 def test_default_plan_follows_registry_graph() -> None:
     steps = plan(None, budget)
     names = [s.name for s in steps]
-    assert names[:1] == ["lint"] or "lint" in names
+    assert names == ["lint", "security", "unit", "integration"]
+    assert {s.name: s.needs for s in steps} == {
+        "lint": (),
+        "security": (),
+        "unit": ("lint",),
+        "integration": ("unit",),  # security blocks the merge, not the tests
+    }
     for step in steps:
         for need in step.needs:
             assert names.index(need) < names.index(step.name)
@@ -40,4 +46,16 @@ def test_cycle_detected() -> None:
         StageSpec("b", "", "m:f", needs=("a",)),
     )
     with pytest.raises(ConfigError, match="cycle"):
-        plan(None, budget, stages)
+        plan(None, budget, stages=stages)
+
+
+def test_limits_and_interruptibility_come_with_the_plan() -> None:
+    stages = (
+        StageSpec("build", "", "m:f"),
+        StageSpec("rollout", "", "m:f", needs=("build",), interruptible=False),
+    )
+    steps = plan(None, budget, lambda name: 3 * budget(name), stages=stages)
+    assert [(s.name, s.limit_s, s.interruptible) for s in steps] == [
+        ("build", 30.0, True),
+        ("rollout", 30.0, False),
+    ]

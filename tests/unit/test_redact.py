@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import html
 import io
+import json
+import shlex
+from urllib.parse import quote, quote_plus
 
-from ci.redact import Redactor, mask_value, secrets_from_env
-from ci.runner import Runner
+import pytest
+
+from ci.redact import Redactor, add_mask_lines, mask_value, secret_name, secrets_from_env
+from ci.runner import Runner, child_env
 
 
 def test_secret_names_and_url_passwords() -> None:
@@ -43,7 +49,7 @@ def test_mask_value_keeps_prefix_only() -> None:
     assert mask_value("short") == "*****"
 
 
-def test_runner_say_masks_and_github_add_mask(tmp_path) -> None:
+def test_runner_masks_and_never_prints_add_mask(tmp_path) -> None:
     out = io.StringIO()
     log = tmp_path / "stage.log"
     with Runner(Redactor(["tok-123456"]), log_path=log, github=True, stream=out) as runner:
@@ -51,8 +57,112 @@ def test_runner_say_masks_and_github_add_mask(tmp_path) -> None:
         with runner.group("build"):
             runner.error("failed with tok-123456")
     text = out.getvalue()
-    assert text.startswith("::add-mask::tok-123456\n")
+    assert "add-mask" not in text  # the console may be saved (console.log): never here
     assert "using *** now" in text
     assert "::group::build" in text and "::endgroup::" in text
     assert "::error::failed with ***" in text
-    assert "tok-123456" not in log.read_text()
+    assert "tok-123456" not in log.read_text() and "tok-123456" not in text
+
+
+SECRET = "p&<a>'s\"w\\d%/ +"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        SECRET,
+        json.dumps(SECRET)[1:-1],  # inside a JSON string
+        html.escape(SECRET),  # XML / HTML text and attributes
+        html.escape(SECRET).replace("&#x27;", "&apos;"),
+        quote(SECRET, safe=""),  # a URL password
+        quote_plus(SECRET),
+        shlex.quote(SECRET),  # an echoed command line
+    ],
+)
+def test_every_encoded_form_is_masked(form: str) -> None:
+    r = Redactor([SECRET])
+    assert r(f"before {form} after") == "before *** after"
+
+
+def test_multi_line_secret_masked_line_by_line_and_add_mask_per_line() -> None:
+    pem = (
+        "-----BEGIN KEY-----\n"
+        "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\n"
+        "-----END KEY-----"
+    )
+    r = Redactor([pem])
+    line2 = pem.splitlines()[1]
+    assert r(f"key: {line2}") == "key: ***"
+    assert add_mask_lines([pem]) == [f"::add-mask::{x}" for x in pem.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("DOCKER_PASS", True),
+        ("GH_PAT", True),
+        ("GPG_SIGNING_KEY", True),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("STRIPE_API_KEY", True),
+        ("SLACK_WEBHOOK_URL", True),
+        ("CARGO_REGISTRY_TOKEN", True),
+        ("PATH", False),
+        ("PWD", False),
+        ("CACHE_KEY", False),
+        ("BYPASS_CACHE", False),
+        ("HOME", False),
+    ],
+)
+def test_secret_names(name: str, secret: bool) -> None:
+    assert secret_name(name) is secret
+
+
+def test_percent_encoded_url_password_found_and_masked() -> None:
+    env = {"DATABASE_URL": "postgres://app:p%40ss%2Fword@db/app"}
+    found = secrets_from_env(env)
+    assert found == {"p@ss/word"}
+    r = Redactor(found)
+    assert r(env["DATABASE_URL"]) == "postgres://app:***@db/app"
+
+
+def test_masking_structured_data_keeps_keys() -> None:
+    r = Redactor(["hunter22"])
+    data = {"hunter22": ["x hunter22", 3, {"k": "hunter22"}]}
+    assert r.data(data) == {"hunter22": ["x ***", 3, {"k": "***"}]}
+
+
+def test_child_env_drops_secrets_unless_passed() -> None:
+    env = {
+        "GITHUB_TOKEN": "ghp_x1234567",
+        "DATABASE_URL": "postgres://u:pw1234@h/d",
+        "CARGO_TERM_COLOR": "never",
+        "MY_CUSTOM": "abcd1234",
+        "CIPIPE_SECRET_ENV": "MY_CUSTOM",
+    }
+    assert child_env(env, secret_names=["MY_CUSTOM"]) == {
+        "CARGO_TERM_COLOR": "never",
+        "CIPIPE_SECRET_ENV": "MY_CUSTOM",
+    }
+    assert "GITHUB_TOKEN" in child_env(env, pass_env=["GITHUB_TOKEN"])
+    # the pipeline's own settings name secrets; they are not secrets themselves
+    assert "MY_CUSTOM" not in secrets_from_env(env)
+
+
+def test_masked_junit_stays_well_formed_when_the_secret_is_a_tag_word() -> None:
+    import xml.etree.ElementTree as ET
+
+    from ci.parsers import parse_junit
+    from ci.redact import mask_xml
+
+    text = (
+        '<?xml version="1.0"?><testsuites tests="1"><testsuite name="s">'
+        '<testcase name="test_login" classname="c"><failure message="pw test">'
+        "test output: test</failure></testcase></testsuite></testsuites>"
+    )
+    masked = mask_xml(text, Redactor(["test"]))
+    root = ET.fromstring(masked)  # still XML
+    assert root.tag == "testsuites"
+    [case] = parse_junit(masked)
+    assert case.status == "failed" and case.name == "***_login"
+    values = [v for e in root.iter() for v in e.attrib.values()]
+    assert "test" not in "".join(root.itertext()) + "".join(values)

@@ -1,0 +1,76 @@
+"""The stage registry: the one list nox sessions and `invoke ci`'s graph are generated from.
+
+Adding a stage is its module (`run(ctx) -> StageResult`) plus one `StageSpec` here:
+noxfile.py makes the session, `invoke ci` puts it in the graph, budgets and hard limits
+come from `[tool.pipeline.budgets]` / `[tool.pipeline.timeouts]`.
+
+The graph follows the specification's workflow: lint and security start at once, unit
+needs lint, integration needs unit. Security is its own job that blocks the merge, not
+the tests: an unreachable advisory database never stops the tests from reporting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ci.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A pipeline stage and everything the runners need to know about it."""
+
+    name: str
+    description: str  # one line: `nox -l` and `invoke --list` show it
+    target: str  # "module:function", imported lazily so `nox -l` stays fast
+    needs: tuple[str, ...] = ()
+    blocking: bool = True  # a failure fails the pipeline (False: reported, "advisory")
+    in_ci: bool = True  # part of `invoke ci`'s default graph
+    # False: fail-fast never cancels it (a rollout must finish or roll back, never stop
+    # mid-shift); Ctrl-C and its own hard limit still apply.
+    interruptible: bool = True
+    # Pinned PyPI requirements: the session gets its own reused virtualenv with them and
+    # the stage runs in it. Empty: no virtualenv (the stage only drives cargo and binaries).
+    python: tuple[str, ...] = ()
+    # Secret environment variables the stage's child processes may see. Everything else
+    # that looks secret is stripped from cargo's, build scripts' and tests' environment.
+    pass_env: tuple[str, ...] = ()
+    # Keys of `StageResult.outputs` it hands to later stages (an image digest, a version).
+    outputs: tuple[str, ...] = ()
+
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec(
+        "lint",
+        "Formatting (cargo fmt --check) and lints (cargo clippy -D warnings).",
+        "ci.stages.lint:run",
+    ),
+    StageSpec(
+        "security",
+        "Advisories (cargo audit), dependency policy (cargo deny) and secret scan.",
+        "ci.stages.security:run",
+        python=("detect-secrets==1.5.0", "xxhash==4.1.0", "tomli-w==1.2.0"),
+    ),
+    StageSpec(
+        "unit",
+        "Library and binary tests (cargo nextest, JUnit) plus doc tests.",
+        "ci.stages.unit:run",
+        needs=("lint",),
+    ),
+    StageSpec(
+        "integration",
+        "Integration tests (cargo test --test '*') against real Postgres and Redis.",
+        "ci.stages.integration:run",
+        needs=("unit",),
+        python=("docker==7.2.0",),
+    ),
+)
+
+
+def get_stage(name: str, stages: tuple[StageSpec, ...] = STAGES) -> StageSpec:
+    """The registered stage called `name`; ConfigError listing the known ones otherwise."""
+    for spec in stages:
+        if spec.name == name:
+            return spec
+    known = ", ".join(s.name for s in stages)
+    raise ConfigError(f"unknown stage {name!r}; known stages: {known}")
