@@ -54,26 +54,28 @@ def _provision(session: nox.Session, spec: StageSpec) -> None:
 
 
 def _in_venv(session: nox.Session, spec: StageSpec) -> None:
+    from ci.interrupts import Interrupts
+
     _provision(session, spec)
     fd, verdict_path = tempfile.mkstemp(prefix=f"cipipe-{spec.name}-", suffix=".json")
     os.close(fd)
     verdict = Path(verdict_path)
+    env = {"PYTHONPATH": str(ROOT), "CIPIPE__ROOT": str(ROOT), "CIPIPE__VERDICT": verdict_path}
     try:
-        session.run(
-            "python",
-            "-m",
-            "ci.stage",
-            spec.name,
-            *session.posargs,
-            env={
-                "PYTHONPATH": str(ROOT),
-                "CIPIPE__ROOT": str(ROOT),
-                "CIPIPE__VERDICT": verdict_path,
-            },
-            success_codes=range(256),
-            interrupt_timeout=TEARDOWN_S,
-            log=False,
-        )
+        # The first SIGINT/SIGTERM interrupts nox, which then waits for the stage to tear
+        # down; a second one (GitHub sends SIGTERM after SIGINT) must not kill nox mid-wait.
+        with Interrupts():
+            session.run(
+                "python",
+                "-m",
+                "ci.stage",
+                spec.name,
+                *session.posargs,
+                env=env,
+                success_codes=range(256),
+                interrupt_timeout=TEARDOWN_S,
+                log=False,
+            )
         text = verdict.read_text(encoding="utf-8")
         outcome = json.loads(text) if text else None
     finally:

@@ -280,7 +280,7 @@ def _failure(
     if isinstance(exc, StageTimeout) or (
         isinstance(exc, KeyboardInterrupt) and interrupts.timed_out
     ):
-        summary = f"stopped at its hard limit of {limit:.0f}s (budget {budget:.0f}s); torn down"
+        summary = f"stopped at its hard limit of {limit:g}s (budget {budget:g}s); torn down"
         return _Outcome(StageResult(name, Status.TIMEOUT, 0.0, budget, summary), EXIT_TIMEOUT)
     if isinstance(exc, KeyboardInterrupt):
         why = str(exc) or "SIGINT"

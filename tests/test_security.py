@@ -301,7 +301,7 @@ def test_no_database_is_not_checked_never_a_pass(tmp_path: Path) -> None:
         "--only",
         "advisories",
         CIPIPE_SECURITY__OFFLINE="true",
-        CARGO_HOME=str(empty_home),  # no copy cached by an earlier run either
+        CIPIPE_SECURITY__CARGO_HOME=str(empty_home),  # no copy cached by an earlier run either
     )
     assert run.code == 2, run.output
     assert run.result["status"] == "error"
@@ -319,7 +319,7 @@ def test_cached_copy_is_used_when_fetching_fails(tmp_path: Path, advisory_db: Pa
         FIXTURES / "vulnerable",
         "--only",
         "advisories",
-        CARGO_HOME=str(home),
+        CIPIPE_SECURITY__CARGO_HOME=str(home),
         # An unreachable mirror stands in for a machine without GitHub.
         CIPIPE_SECURITY__FETCH_TIMEOUT="5",
         GIT_CONFIG_COUNT="1",

@@ -9,6 +9,7 @@ import functools
 import glob
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
@@ -90,8 +91,10 @@ class LocalBackend:
         user = _unprivileged_user() if spec.name == "postgres" else None
         if user is not None:
             os.chown(workdir, user.pw_uid, user.pw_gid)
+        password: str | None = None
         if spec.name == "postgres":
-            self._initdb(spec, workdir, user)
+            password = secrets.token_urlsafe(18)  # per run, like the docker backend
+            self._initdb(spec, workdir, user, password)
         for attempt in range(PORT_RETRIES):
             port = spec.port or free_port()
             if spec.port and port_in_use(port):
@@ -120,17 +123,29 @@ class LocalBackend:
                 backend=self.name,
                 host="127.0.0.1",
                 port=port,
-                url=make_url(spec, "127.0.0.1", port),
+                url=make_url(spec, "127.0.0.1", port, password),
                 env_var=ENV_VARS[spec.name],
                 ready_s=time.monotonic() - started,
+                secrets=[password] if password else [],
                 where=str(workdir),
             )
         raise ServiceError(f"{spec.name}: no free port after {PORT_RETRIES} attempts")
 
-    def _initdb(self, spec: ServiceSpec, workdir: Path, user: pwd.struct_passwd | None) -> None:
+    def _initdb(
+        self, spec: ServiceSpec, workdir: Path, user: pwd.struct_passwd | None, password: str
+    ) -> None:
         initdb = self._binary("initdb", spec.version)
         assert initdb is not None
-        cmd = [initdb, "-D", str(workdir / "data"), "-U", spec.user, "-A", "trust"]
+        # Password auth over TCP, as in production and the postgres image; the password file
+        # lives only as long as initdb runs (never on argv).
+        pwfile = workdir / "pwfile"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password)
+        if user is not None:
+            os.chown(pwfile, user.pw_uid, user.pw_gid)
+        cmd = [initdb, "-D", str(workdir / "data"), "-U", spec.user, "--pwfile", str(pwfile)]
+        cmd += ["--auth-host=scram-sha-256", "--auth-local=trust"]
         cmd += ["-E", "UTF8", "--no-sync", "--no-instructions"]
         res = subprocess.run(
             cmd,
@@ -141,6 +156,7 @@ class LocalBackend:
             check=False,
             start_new_session=True,
         )
+        pwfile.unlink(missing_ok=True)
         if res.returncode != 0:
             reason = (res.stderr.strip().splitlines() or ["unknown error"])[-1]
             raise ServiceError(f"postgres: initdb failed: {reason}")

@@ -69,7 +69,8 @@ def options(ctx: StageContext) -> Options:
         )
     checks = tuple(args.only) or tuple(c for c in CHECKS if c in configured)
     env = ctx.settings.env
-    cargo_home = Path(env.get("CARGO_HOME") or Path(env.get("HOME", "~")).expanduser() / ".cargo")
+    default_home = env.get("CARGO_HOME") or Path(env.get("HOME", "~")).expanduser() / ".cargo"
+    cargo_home = sec.path("cargo_home") or Path(default_home)
     db = advisory_db.DbConfig(
         configured=sec.path("advisory_db"),
         offline=sec.flag("offline"),

@@ -29,7 +29,7 @@ def test_clean_fixture_passes_lint_unit_integration(fixture_env) -> None:
     assert "doctests: 1 passed" in unit["summary"]
     assert Path(unit["artifacts"]["junit"]).is_file()
     integ = result(env, "integration")
-    assert "tests: 3 passed, 0 failed" in integ["summary"]
+    assert "tests: 4 passed, 0 failed" in integ["summary"]
     assert "services backend: " in Path(integ["artifacts"]["log"]).read_text()
     assert_nothing_left(Path(integ["artifacts"]["log"]))
 

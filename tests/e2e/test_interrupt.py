@@ -31,13 +31,8 @@ ENTRY_POINTS = {
 }
 
 
-@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
-def test_sigint_during_integration_tears_down(fixture_env, entry: str) -> None:
-    argv, expected_code = ENTRY_POINTS[entry]
-    env = fixture_env("clean", FIXTURE_SLEEP_SECS="120")
-    out = Path(env["CIPIPE_OUTPUT_DIR"])
-    log = out / "integration.log"
-    proc = subprocess.Popen(
+def start(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, *argv],
         cwd=ROOT,
         env=env,
@@ -46,11 +41,30 @@ def test_sigint_during_integration_tears_down(fixture_env, entry: str) -> None:
         text=True,
         start_new_session=True,  # like a terminal: SIGINT goes to invoke's process group
     )
+
+
+def wait_until_tests_run(log: Path) -> None:
+    wait_for(lambda: log.is_file() and len(started_services(log)) == 2, 120, "services")
+    wait_for(lambda: "Starting" in log.read_text(), 120, "nextest to start the tests")
+    time.sleep(1.0)
+
+
+@pytest.mark.parametrize("second", [None, signal.SIGTERM])
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_sigint_during_integration_tears_down(fixture_env, entry: str, second) -> None:
+    """Ctrl-C tears everything down; so does Ctrl-C followed by SIGTERM half a second
+    later (GitHub's cancel sends both), which must not cut the teardown short."""
+    argv, expected_code = ENTRY_POINTS[entry]
+    env = fixture_env("clean", FIXTURE_SLEEP_SECS="120")
+    out = Path(env["CIPIPE_OUTPUT_DIR"])
+    log = out / "integration.log"
+    proc = start(argv, env)
     try:
-        wait_for(lambda: log.is_file() and len(started_services(log)) == 2, 120, "services")
-        wait_for(lambda: "Starting" in log.read_text(), 120, "nextest to start the tests")
-        time.sleep(1.0)
+        wait_until_tests_run(log)
         os.killpg(proc.pid, signal.SIGINT)
+        if second is not None:
+            time.sleep(0.5)
+            os.killpg(proc.pid, second)
         output, _ = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
@@ -62,3 +76,23 @@ def test_sigint_during_integration_tears_down(fixture_env, entry: str) -> None:
     data = json.loads((out / "integration.json").read_text())
     assert data["status"] == "cancelled", data
     assert_nothing_left(log)
+
+
+def test_hung_test_is_stopped_at_the_hard_limit(fixture_env) -> None:
+    env = fixture_env("clean", FIXTURE_SLEEP_SECS="300", CIPIPE_TIMEOUTS__INTEGRATION="8")
+    out = Path(env["CIPIPE_OUTPUT_DIR"])
+    started = time.monotonic()
+    r = subprocess.run(
+        [sys.executable, *ENTRY_POINTS["nox"][0]],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert time.monotonic() - started < 60, "the hard limit did not stop the stage"
+    assert r.returncode != 0 and "Traceback" not in r.stdout + r.stderr
+    data = json.loads((out / "integration.json").read_text())
+    assert data["status"] == "timeout", data
+    assert "hard limit of 8s" in data["summary"]
+    assert_nothing_left(out / "integration.log")
