@@ -49,6 +49,10 @@ class HistoryError(PipelineError):
     exit_code = 7
 
 
+class NoHistoryYet(HistoryError):
+    """Opened without `create` and nothing has been recorded there yet."""
+
+
 class GateFailed(PipelineError):
     """A stage ran and its gate is red (findings, failing tests, thresholds)."""
 

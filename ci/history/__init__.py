@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import IO, Any, Protocol
 
-from ci.errors import ConfigError, HistoryError
+from ci.errors import ConfigError, HistoryError, NoHistoryYet
 from ci.history.codec import ExportStats, ImportStats
 from ci.history.context import GitState, current_context, this_machine
 from ci.history.records import (
@@ -52,6 +52,7 @@ __all__ = [
     "ImportStats",
     "Machine",
     "Measurement",
+    "NoHistoryYet",
     "Point",
     "RunInfo",
     "StoredRun",
@@ -179,6 +180,10 @@ class HistoryStore(Protocol):
         """Merge an export in; importing the same records again changes nothing."""
         ...
 
+    def optimize(self) -> None:
+        """Refresh the query planner's statistics (after bulk loads; import_ does it)."""
+        ...
+
 
 def location(settings: Settings) -> str:
     """Where `open_store(settings)` keeps history (password masked), without opening it."""
@@ -208,7 +213,7 @@ def _url(settings: Settings) -> str:
 @contextmanager
 def open_store(settings: Settings, *, create: bool = True) -> Iterator[HistoryStore]:
     """The configured history store, open and migrated; closed on exit. `create=False`
-    raises HistoryError instead of creating a missing SQLite file."""
+    raises NoHistoryYet (a HistoryError) instead of creating a store that does not exist."""
     from ci.history.store import SqlStore
 
     cfg = settings.section("history")
@@ -222,6 +227,7 @@ def open_store(settings: Settings, *, create: bool = True) -> Iterator[HistorySt
             schema=cfg.text("pg_schema"),
             connect_timeout=cfg.number("connect_timeout", minimum=1),
             lock_timeout=busy,
+            create=create,
         )
     else:
         from ci.history.sqlite import open_sqlite

@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from ci.errors import HistoryError
+from ci.errors import HistoryError, NoHistoryYet
 from ci.history.schema import LATEST, Tx, pending
 
 MAGIC = b"SQLite format 3\x00"
@@ -88,6 +88,13 @@ class SqliteDb:
         with suppress(sqlite3.Error):
             self._conn.close()
 
+    def optimize(self) -> None:
+        """Let SQLite refresh the statistics it finds stale (cheap when none are)."""
+        try:
+            self._conn.execute("PRAGMA optimize")
+        except sqlite3.Error as err:
+            raise self.error(err) from None
+
     def _scalar(self, sql: str) -> Any:
         return self._conn.execute(sql).fetchone()[0]
 
@@ -146,7 +153,7 @@ def _check_file(path: Path, create: bool) -> None:
                     "of file); it was left untouched: move it aside to start a new history"
                 )
         elif not create:
-            raise HistoryError(f"no history store at {path}: nothing has been recorded yet")
+            raise NoHistoryYet(f"no history store at {path}: nothing has been recorded yet")
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

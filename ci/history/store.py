@@ -63,6 +63,10 @@ class Db(Protocol):
         """Release the connection."""
         ...
 
+    def optimize(self) -> None:
+        """Refresh the query planner's statistics (after a bulk load)."""
+        ...
+
 
 class SqlStore:
     """The HistoryStore over one backend connection. Not shared between threads: open
@@ -84,6 +88,10 @@ class SqlStore:
     def close(self) -> None:
         """Release the connection (open_store does this)."""
         self._db.close()
+
+    def optimize(self) -> None:
+        """Refresh the query planner's statistics (import_ does this after a bulk load)."""
+        self._db.optimize()
 
     # --- runs -------------------------------------------------------------------
     def record(self, run: RunInfo, measurements: Iterable[Measurement] = ()) -> str:
@@ -334,4 +342,7 @@ class SqlStore:
         (finished, recovered) is brought up to date. Importing again changes nothing."""
         records = codec.read_export(fh, source)
         with self._db.transaction(write=True) as tx:
-            return codec.merge(tx, records)
+            stats = codec.merge(tx, records)
+        if stats.changed:
+            self._db.optimize()  # a bulk load: plan series queries on current statistics
+        return stats

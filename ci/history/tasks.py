@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ci import settings as settings_mod
-from ci.errors import HistoryError, PipelineError
+from ci.errors import HistoryError, NoHistoryYet, PipelineError
 from ci.history import open_store
 from ci.history.records import Deployment, StoredRun, utc_now
 from ci.result import atomic_write
@@ -61,6 +61,29 @@ def import_history(settings: Settings, path: Path, *, missing_ok: bool = False) 
         f"{stats.deployments_added} deployments ({stats.deployments_updated} updated, "
         f"{stats.deployments_present} already present) from {path} into {where}"
     )
+
+
+RUN_HEADER = (
+    "started (UTC)",
+    "kind",
+    "status",
+    "branch",
+    "commit",
+    "machine",
+    "took",
+    "values",
+    "id",
+)
+DEPLOY_HEADER = (
+    "started (UTC)",
+    "environment",
+    "version",
+    "outcome",
+    "trigger",
+    "ended",
+    "restore",
+    "id",
+)
 
 
 def _when(moment: datetime | None) -> str:
@@ -117,43 +140,21 @@ def show_history(
     deployments: bool = False,
 ) -> str:
     """The most recent runs (or deployments) as a table, oldest first, times in UTC."""
-    cfg = settings.section("history")
-    path = cfg.path("path")
-    if not cfg.text("url").strip() and path is not None and not path.exists():
-        return f"no history yet: {path} does not exist (nothing recorded)"
-    with open_store(settings, create=False) as store:
-        where = store.location
-        if deployments:
-            deps = store.deployments()[-limit:] if limit > 0 else []
-            if not deps:
-                return f"no deployments recorded in {where}"
-            header = [
-                "started (UTC)",
-                "environment",
-                "version",
-                "outcome",
-                "trigger",
-                "ended",
-                "restore",
-                "id",
-            ]
-            return f"{where}\n" + text_table(header, [_deploy_row(d) for d in deps])
-        runs = store.runs(kind, branch=branch, limit=limit)
-        rows = [_run_row(r, len(store.measurements(r.id))) for r in runs]
+    try:
+        with open_store(settings, create=False) as store:
+            where = store.location
+            if deployments:
+                deps = store.deployments()[-limit:] if limit > 0 else []
+                if not deps:
+                    return f"no deployments recorded in {where}"
+                return f"{where}\n" + text_table(DEPLOY_HEADER, [_deploy_row(d) for d in deps])
+            runs = store.runs(kind, branch=branch, limit=limit)
+            rows = [_run_row(r, len(store.measurements(r.id))) for r in runs]
+    except NoHistoryYet as err:
+        return str(err)
     if not rows:
         return f"no runs recorded in {where}"
-    header = [
-        "started (UTC)",
-        "kind",
-        "status",
-        "branch",
-        "commit",
-        "machine",
-        "took",
-        "values",
-        "id",
-    ]
-    return f"{where}   (+ = uncommitted changes)\n" + text_table(header, rows)
+    return f"{where}   (+ = uncommitted changes)\n" + text_table(RUN_HEADER, rows)
 
 
 @contextmanager
