@@ -6,7 +6,9 @@ Postgres provisioned by the pipeline (local binaries):
 2. record: one run with 50 measurements (one transaction, durable on return);
 3. series: a 500-point series of one benchmark on main, in a store holding 500 runs x
    50 measurements (25,000 rows) plus 500 runs on other branches;
-4. baseline: the measurements of one suite at one commit in that store.
+4. baseline: the measurements of one suite at one commit in that store;
+5. export / import of that whole store (what a fresh CI runner pays at start and end
+   when history persists as an artifact).
 
 Usage: python3 scripts/bench_history.py [--reps 30] [--only sqlite|postgres]
 """
@@ -14,6 +16,7 @@ Usage: python3 scripts/bench_history.py [--reps 30] [--only sqlite|postgres]
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
 import sys
 import tempfile
@@ -67,7 +70,7 @@ def timed(reps: int, work: Callable[[int], object]) -> tuple[float, float]:
     return statistics.median(samples), max(samples)
 
 
-def bench(name: str, cfg: settings.Settings, reps: int) -> None:
+def bench(name: str, cfg: settings.Settings, empty: settings.Settings, reps: int) -> None:
     def open_once(_: int) -> None:
         with open_store(cfg):
             pass
@@ -88,8 +91,20 @@ def bench(name: str, cfg: settings.Settings, reps: int) -> None:
                 *timed(reps, lambda i: store.baseline("bench", "bench.wall", f"{i + 100:040x}")),
             )
         )
+        buf = io.StringIO()
+        start = time.perf_counter()
+        store.export(buf)
+        exported = (time.perf_counter() - start) * 1000
     for label, median, worst in rows:
         print(f"  {label:34s} median {median:8.2f} ms   max {worst:8.2f} ms")
+    size = len(buf.getvalue()) / 1e6
+    print(f"  {'export (1030 runs, ' + f'{size:.1f} MB)':34s} {exported:8.0f} ms")
+    with open_store(empty) as fresh:
+        start = time.perf_counter()
+        fresh.import_(io.StringIO(buf.getvalue()))
+        print(
+            f"  {'import into an empty store':34s} {(time.perf_counter() - start) * 1000:8.0f} ms"
+        )
 
 
 def record(store: HistoryStore, i: int) -> None:
@@ -109,6 +124,10 @@ def check(store: HistoryStore) -> None:
     assert len(points) == 500, len(points)
 
 
+def sqlite_at(path: Path) -> settings.Settings:
+    return settings.load(ROOT, {"CIPIPE_HISTORY__PATH": str(path)})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=30)
@@ -117,7 +136,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
         if args.only != "postgres":
             path = Path(tmp) / "history.sqlite3"
-            bench("SQLite", settings.load(ROOT, {"CIPIPE_HISTORY__PATH": str(path)}), args.reps)
+            bench("SQLite", sqlite_at(path), sqlite_at(Path(tmp) / "empty.sqlite3"), args.reps)
             print(f"  file size {path.stat().st_size / 1e6:.1f} MB")
         if args.only != "sqlite":
             cfg = settings.load(ROOT, {"CIPIPE_SERVICES__BACKEND": "local"})
@@ -126,6 +145,9 @@ def main() -> None:
                 bench(
                     "Postgres 15 (local, loopback)",
                     settings.load(ROOT, {"CIPIPE_HISTORY__URL": url}),
+                    settings.load(
+                        ROOT, {"CIPIPE_HISTORY__URL": url, "CIPIPE_HISTORY__PG_SCHEMA": "empty"}
+                    ),
                     args.reps,
                 )
 

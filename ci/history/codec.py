@@ -109,7 +109,16 @@ def run_line(stored: StoredRun, measurements: list[Measurement]) -> str:
             "dirty": run.dirty,
             "tool_versions": run.tool_versions,
             "meta": run.meta,
-            "measurements": [asdict(m) for m in measurements],
+            "measurements": [
+                {
+                    "suite": m.suite,
+                    "name": m.name,
+                    "value": m.value,
+                    "unit": m.unit,
+                    "extra": m.extra,
+                }
+                for m in measurements
+            ],
         }
     )
 

@@ -5,6 +5,7 @@ password authentication, and no error message may ever contain the password."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,3 +191,18 @@ def test_show_on_an_empty_database_creates_nothing(backend: PostgresBackend) -> 
             (backend.schema("empty"),),
         ).fetchall()
     assert found == []
+
+
+def test_moving_a_sqlite_history_to_postgres(backend: PostgresBackend, tmp_path: Path) -> None:
+    local = settings.load(tmp_path, {"CIPIPE_HISTORY__PATH": str(tmp_path / "h.sqlite3")})
+    with open_store(local) as store:
+        store.record(run(meta={"mode": "wall", "base": "x"}), [wall("a", 1.5, low=1.0)])
+        dep = store.start_deployment("production", "1.0", "sha256:1", trigger="push")
+        store.finish_deployment(dep, "failed")
+        buf = io.StringIO()
+        store.export(buf)
+        expected = (store.runs(), store.deployments())
+    with opened(backend, "moved") as shared:
+        assert shared.import_(io.StringIO(buf.getvalue())).runs_added == 1
+        assert (shared.runs(), shared.deployments()) == expected
+        assert shared.latest("bench", meta={"base": "x"}) == expected[0][0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ from pathlib import Path
 from helpers import ROOT, run_invoke
 
 from ci import settings
+from ci.history import open_store
 from ci.services import provision
 
 # A stage recording a run, as bench/coverage/ci will: context from the environment.
@@ -136,3 +138,44 @@ def test_two_processes_writing_one_file_lose_nothing(tmp_path: Path) -> None:
     rows = shown.stdout.splitlines()[3:]
     assert len(rows) == 80
     assert sum("d" * 12 in r for r in rows) == 40 and sum("e" * 12 in r for r in rows) == 40
+
+
+KEEP_RECORDING = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {root!r})
+    from pathlib import Path
+    from ci import settings
+    from ci.history import GitState, Measurement, current_context, open_store
+    cfg = settings.load(Path({root!r}))
+    with open_store(cfg) as store:
+        i = 0
+        while True:
+            info = current_context(cfg, "bench", git=GitState("f" * 40, "main", False))
+            values = [Measurement("bench.wall", f"case{{n}}", n + i, "ns") for n in range(50)]
+            print(store.record(info.finished("passed"), values), flush=True)
+            i += 1
+    """
+)
+
+
+def test_a_killed_writer_loses_nothing_it_recorded(tmp_path: Path) -> None:
+    env = env_for(tmp_path / "history.sqlite3")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KEEP_RECORDING.format(root=str(ROOT))],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    recorded = [proc.stdout.readline().strip() for _ in range(30)]
+    proc.kill()  # SIGKILL, most likely in the middle of the next transaction
+    proc.wait(timeout=30)
+    cfg = settings.load(ROOT, env)
+    with open_store(cfg) as store:
+        stored = {r.id for r in store.runs()}
+        assert set(recorded) <= stored
+        assert all(len(store.measurements(rid)) == 50 for rid in stored)
+    conn = sqlite3.connect(tmp_path / "history.sqlite3")
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
