@@ -322,6 +322,34 @@ def test_concurrent_first_opens_migrate_once(backend: Any) -> None:
     assert backend.version("fresh") == LATEST
 
 
+def test_racing_finishers_of_one_deployment_let_exactly_one_win(backend: Any) -> None:
+    with opened(backend) as s:
+        dep = s.start_deployment("production", "1.0", "sha256:1", trigger="push", at=T0)
+    won: list[int] = []
+    lost: list[str] = []
+
+    def finish(i: int) -> None:
+        with opened(backend) as s:
+            try:
+                s.finish_deployment(dep, "succeeded", details={"by": i})
+                won.append(i)
+            except HistoryError as err:
+                lost.append(str(err))
+
+    _in_threads(6, finish)
+    assert len(won) == 1, won
+    assert (
+        lost
+        == [
+            f"deployment {dep}: cannot go from succeeded to succeeded (allowed: "
+            "failed, rolled_back)"
+        ]
+        * 5
+    )
+    with opened(backend) as s:
+        assert s.deployment(dep).details == {"by": won[0]}
+
+
 # --- export / import ------------------------------------------------------------------
 
 

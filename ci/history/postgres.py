@@ -1,7 +1,8 @@
 """Postgres backend (teams: many runners share one history). The same tables as the
 SQLite backend, inside their own Postgres schema (`pg_schema`, so a shared database is
 not cluttered), versioned by a `schema_version` table. Migrations take a transaction-
-scoped advisory lock, so runners starting at once migrate exactly once.
+scoped advisory lock (as every write does), so runners starting at once migrate exactly
+once and writes are serialized as on SQLite.
 
 The URL carries a password: it is only ever shown masked, and every driver message is
 redacted before it becomes a HistoryError.
@@ -98,6 +99,7 @@ class PostgresDb:
         self._connect_timeout = max(1, round(connect_timeout))
         self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
         self._conn: Any = None
+        self._lock_key = f"cipipe-history:{schema}"
 
     def error(self, err: BaseException, doing: str, hint: str = "") -> HistoryError:
         """One redacted line: what failed, the driver's reason, what to check."""
@@ -144,7 +146,15 @@ class PostgresDb:
             self.connect()
         try:
             with self._conn.transaction():
-                yield _PgTx(self._conn)
+                tx = _PgTx(self._conn)
+                if write:
+                    # Writers queue on one lock, as on SQLite: a read-modify-write (a
+                    # deployment's outcome, a migration) never interleaves with another.
+                    tx.query("SELECT pg_advisory_xact_lock(hashtext(?))", (self._lock_key,))
+                else:
+                    # One snapshot for every query of the transaction (export, baseline).
+                    tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield tx
         except psycopg.Error as err:
             raise self.error(err, "write failed" if write else "query failed") from None
 
@@ -197,7 +207,6 @@ class PostgresDb:
             )
         for migration in pending(seen):
             with self.transaction(write=True) as tx:
-                tx.query("SELECT pg_advisory_xact_lock(hashtext(?))", (f"cipipe:{self.schema}",))
                 current = self._version(tx)
                 if current is None:
                     tx.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
