@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from ci.errors import PipelineError  # noqa: E402
+from ci.history import tasks as history_tasks  # noqa: E402
 
 
 @contextmanager
@@ -142,6 +143,7 @@ def _namespace() -> Collection:
     hooks_ns.add_task(hooks_install, name="install")
     ns.add_collection(tools_ns)
     ns.add_collection(hooks_ns)
+    ns.add_collection(history_tasks.collection(ROOT))
     return ns
 
 

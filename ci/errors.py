@@ -42,6 +42,17 @@ class ServiceError(PipelineError):
     exit_code = 6
 
 
+class HistoryError(PipelineError):
+    """The history store cannot be used: corrupt or foreign file, schema newer than this
+    code, Postgres unreachable, a malformed export. Nothing was overwritten."""
+
+    exit_code = 7
+
+
+class NoHistoryYet(HistoryError):
+    """Opened without `create` and nothing has been recorded there yet."""
+
+
 class GateFailed(PipelineError):
     """A stage ran and its gate is red (findings, failing tests, thresholds)."""
 
