@@ -243,14 +243,15 @@ class GitHub:
         url = self._repo_url(f"/releases/assets/{asset['id']}")
         self.request("DELETE", url, f"delete asset {asset['name']}", ok=(204,), allow=(404,))
 
-    def download(self, asset: Mapping[str, Any]) -> bytes:
-        """The asset's bytes (the API redirects to storage; the token is not forwarded
-        to another host)."""
+    def download(self, asset: Mapping[str, Any]) -> bytes | None:
+        """The asset's bytes, or None when it is gone (another job replaced it). The API
+        redirects to storage; requests does not forward the token to another host."""
         url = self._repo_url(f"/releases/assets/{asset['id']}")
         resp = self.request(
             "GET",
             url,
             f"download asset {asset['name']}",
+            allow=(404,),
             headers={"Accept": "application/octet-stream"},
         )
-        return resp.content
+        return None if resp.status_code == 404 else resp.content

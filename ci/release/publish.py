@@ -15,6 +15,8 @@ round checks its own lines are there, redoing the merge when another job overwro
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +26,17 @@ from ci.release.checksums import SUMS_NAME, format_sums, merge, parse_sums, sha2
 from ci.release.errors import PublishError, VerifyFailed
 from ci.release.github import GitHub
 
-MAX_ROUNDS = 4
+MAX_ROUNDS = 6
 Json = dict[str, Any]
+
+
+class _Moved(Exception):
+    """An asset listed a moment ago is gone: another job is publishing too."""
+
+
+def _jittered_pause(round_no: int) -> None:
+    """After a race, wait a little, randomly, so racing jobs stop colliding."""
+    time.sleep(random.uniform(0.1, 0.5) * round_no)
 
 
 @dataclass(frozen=True)
@@ -131,10 +142,17 @@ def plan_round(
 class Publisher:
     """Drives one GitHub release to the local assets."""
 
-    def __init__(self, client: GitHub, conflict: str, say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        client: GitHub,
+        conflict: str,
+        say: Callable[[str], None],
+        pause: Callable[[int], None] | None = None,
+    ) -> None:
         self.client = client
         self.conflict = conflict
         self.say = say
+        self.pause = pause or _jittered_pause
 
     def release(self, tag: str, commit: str, prerelease: bool, body: str) -> tuple[Json, bool]:
         """(the release of `tag`, whether this run created it); its pre-release flag is
@@ -147,14 +165,20 @@ class Publisher:
             found = self.client.update_release(found, prerelease=prerelease)
         return found, False
 
+    def _download(self, asset: Json) -> bytes:
+        data = self.client.download(asset)
+        if data is None:
+            raise _Moved(asset["name"])
+        return data
+
     def _digest_of(self, asset: Json) -> str:
-        return sha256_bytes(self.client.download(asset))
+        return sha256_bytes(self._download(asset))
 
     def _sums_text(self, remote: Mapping[str, Json]) -> str | None:
         have = remote.get(SUMS_NAME)
         if have is None or have.get("state", "uploaded") != "uploaded":
             return None
-        return self.client.download(have).decode("utf-8", "replace")
+        return self._download(have).decode("utf-8", "replace")
 
     def converge(
         self, release: Json, assets: Sequence[LocalAsset], ours: Mapping[str, str]
@@ -164,23 +188,33 @@ class Publisher:
         for round_no in range(1, MAX_ROUNDS + 1):
             report.rounds = round_no
             remote = {a["name"]: a for a in self.client.assets(release)}
-            actions, unchanged = plan_round(
-                assets, ours, remote, self._sums_text(remote), self.conflict, self._digest_of
-            )
+            try:
+                actions, unchanged = plan_round(
+                    assets, ours, remote, self._sums_text(remote), self.conflict, self._digest_of
+                )
+            except _Moved as gone:
+                self.say(f"publish: {gone} changed while being read (another job?); again")
+                actions = [Action("recheck", str(gone), "changed while being read")]
+                self.pause(round_no)
+                continue
+            if round_no == 1:
+                report.unchanged = [n for n in unchanged if n != SUMS_NAME]
             if not actions:
                 report.verified = self._verified(assets, remote)
                 return report
-            if round_no == 1:
-                report.unchanged = [n for n in unchanged if n != SUMS_NAME]
+            raced = False
             for action in actions:
-                self._act(release, action, report)
+                raced = not self._act(release, action, report) or raced
+            if raced:
+                self.pause(round_no)
         left = ", ".join(f"{a.name} ({a.reason})" for a in actions)
         raise VerifyFailed(
             f"release {release.get('tag_name')} still differs after {MAX_ROUNDS} rounds: {left}; "
             "another job may be publishing the same assets: run the release again"
         )
 
-    def _act(self, release: Json, action: Action, report: PublishReport) -> None:
+    def _act(self, release: Json, action: Action, report: PublishReport) -> bool:
+        """Carry out one action; False when another job got in the way."""
         if action.remote is not None:
             self.client.delete_asset(action.remote)
         if action.asset is not None:
@@ -193,10 +227,11 @@ class Publisher:
             # Another job uploaded this name between our listing and our upload: the
             # next round sees it and decides again.
             self.say(f"publish: {action.name} appeared meanwhile; checking it next round")
-            return
+            return False
         names = report.replaced if action.kind == "replace" else report.uploaded
         if action.name not in names:
             names.append(action.name)
+        return True
 
     def _verified(self, assets: Sequence[LocalAsset], remote: Mapping[str, Json]) -> list[str]:
         lines = []

@@ -228,6 +228,9 @@ class FakeGitHub:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # One write per response, no Nagle: keep-alive requests are not held 40 ms.
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
