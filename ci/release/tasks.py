@@ -39,6 +39,7 @@ def main(
     from ci.redact import Redactor, secrets_from_env
     from ci.release.config import Options, ReleaseConfig, child_env
     from ci.release.flow import release
+    from ci.release.version import parse_tag
     from ci.runner import Runner
     from ci.stage import StageContext
 
@@ -46,6 +47,7 @@ def main(
     redact = Redactor(secrets_from_env(env))
     opts = Options(tag, dry_run, target.strip() or None, allow_dirty, publish)
     try:
+        parse_tag(tag)  # a malformed tag stops here: nothing run, nothing written
         settings = settings_mod.load(root, env)
         redact.add(secrets_from_env(env, settings.secret_env))
         cfg = ReleaseConfig.from_settings(settings)

@@ -47,14 +47,8 @@ def release_env(workspace: Path, out: Path, **extra: str) -> dict[str, str]:
 
 
 def publish_env(workspace: Path, out: Path, api: FakeGitHub, **extra: str) -> dict[str, str]:
-    return release_env(
-        workspace,
-        out,
-        GITHUB_TOKEN=TOKEN,
-        GITHUB_REPOSITORY=REPO,
-        CIPIPE_RELEASE__API_URL=api.url,
-        **extra,
-    )
+    github = {"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO, "CIPIPE_RELEASE__API_URL": api.url}
+    return release_env(workspace, out, **{**github, **extra})
 
 
 def output(r: subprocess.CompletedProcess) -> str:
@@ -79,7 +73,12 @@ def built(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     r = run_invoke(["release", "--tag", TAG, "--no-publish"], release_env(clone, out), 1800)
     assert r.returncode == 0, output(r)
     manifest = json.loads((out / "release" / "manifest.json").read_text())
-    return {"out": out, "manifest": manifest, "output": output(r), "seconds": time.monotonic() - start}
+    return {
+        "out": out,
+        "manifest": manifest,
+        "output": output(r),
+        "seconds": time.monotonic() - start,
+    }
 
 
 # ---- validation before any build ---------------------------------------------------------
@@ -120,7 +119,9 @@ def test_missing_token_is_one_clear_line_before_building(clone, tmp_path: Path) 
         "repository to publish, or pass --no-publish"
     ]
     assert "+ cargo auditable" not in r.stdout
-    assert not (tmp_path / "out").exists()
+    # only the log of the checks was written: nothing built or packaged
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["release.log"]
+    assert "FAIL GITHUB_TOKEN is not set" in (tmp_path / "out" / "release.log").read_text()
 
 
 def test_dry_run_on_the_reference_workspace_prints_the_plan_and_touches_nothing(
@@ -143,7 +144,9 @@ def test_dry_run_on_the_reference_workspace_prints_the_plan_and_touches_nothing(
 
 
 def test_dry_run_of_the_tagged_clone_passes_every_check(clone, tmp_path: Path) -> None:
-    r = run_invoke(["release", "--tag", TAG, "--dry-run", "--no-publish"], release_env(clone, tmp_path))
+    r = run_invoke(
+        ["release", "--tag", TAG, "--dry-run", "--no-publish"], release_env(clone, tmp_path)
+    )
     assert r.returncode == 0, output(r)
     assert f"ok   tag {TAG} points at HEAD" in r.stdout and "ok   work tree clean" in r.stdout
     assert "FAIL" not in r.stdout and "warn" not in r.stdout
@@ -197,12 +200,17 @@ def test_archive_layout_checksums_and_manifest(built) -> None:
     with tarfile.open(out / archive["path"]) as tar:
         names = {m.name: m for m in tar.getmembers()}
     top = ARCHIVE.removesuffix(".tar.gz")
-    assert sorted(names) == [top, *(f"{top}/{n}" for n in ("LICENSE-APACHE", "LICENSE-MIT", "README.md", "trading-system"))]  # noqa: E501
+    assert sorted(names) == [
+        top,
+        *(f"{top}/{n}" for n in ("LICENSE-APACHE", "LICENSE-MIT", "README.md", "trading-system")),
+    ]
     assert names[f"{top}/trading-system"].mode == 0o755
     assert names[f"{top}/trading-system"].size == manifest["binary"]["size"]
     dist = out / "dist"
     assert sorted(p.name for p in dist.iterdir()) == ["SHA256SUMS", ARCHIVE]
-    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=dist, capture_output=True, text=True)
+    check = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=dist, capture_output=True, text=True
+    )
     assert check.returncode == 0 and check.stdout.strip() == f"{ARCHIVE}: OK"
 
 
@@ -247,7 +255,9 @@ def test_publish_creates_once_uploads_each_asset_and_a_rerun_changes_nothing(
     downloads.mkdir()
     for asset in release["assets"].values():
         (downloads / asset["name"]).write_bytes(api.state.blobs[asset["id"]])
-    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=downloads, capture_output=True, text=True)  # noqa: E501
+    check = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=downloads, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.strip() == f"{ARCHIVE}: OK"
 
@@ -257,7 +267,9 @@ def test_publish_creates_once_uploads_each_asset_and_a_rerun_changes_nothing(
     assert _writes(api) == writes  # nothing created, uploaded or deleted
     assert f"published {TAG} to {REPO}: nothing to change" in r.stdout
     assert len(api.releases(REPO)) == 1
-    assert json.loads((out / "release" / "manifest.json").read_text())["published"]["created"] is False  # noqa: E501
+    assert (
+        json.loads((out / "release" / "manifest.json").read_text())["published"]["created"] is False
+    )
 
 
 def test_prerelease_tag_publishes_a_prerelease(clone, api, tmp_path: Path) -> None:
@@ -265,7 +277,9 @@ def test_prerelease_tag_publishes_a_prerelease(clone, api, tmp_path: Path) -> No
     rc_clone = tmp_path / "rc"
     git(ROOT, "clone", "-q", str(clone), str(rc_clone))
     cargo_toml = rc_clone / "Cargo.toml"
-    cargo_toml.write_text(cargo_toml.read_text().replace(f'version = "{VERSION}"', f'version = "{VERSION}-rc.1"', 1))  # noqa: E501
+    cargo_toml.write_text(
+        cargo_toml.read_text().replace(f'version = "{VERSION}"', f'version = "{VERSION}-rc.1"', 1)
+    )
     r = run_invoke(
         ["release", "--tag", f"{TAG}-rc.1", "--dry-run", "--allow-dirty"],
         publish_env(rc_clone, tmp_path / "out", api),

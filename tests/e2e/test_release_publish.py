@@ -35,9 +35,7 @@ def _asset(tmp_path: Path, name: str, data: bytes) -> LocalAsset:
 
 def _client(api: FakeGitHub, token: str = TOKEN, said: list[str] | None = None) -> GitHub:
     sink = said if said is not None else []
-    return GitHub(
-        api.url, REPO, token, backoff=Backoff(attempts=4, first=0.01), say=sink.append
-    )
+    return GitHub(api.url, REPO, token, backoff=Backoff(attempts=4, first=0.01), say=sink.append)
 
 
 def _publish(api: FakeGitHub, assets: list[LocalAsset], *, conflict="refuse", said=None):
@@ -123,7 +121,9 @@ def test_a_different_asset_under_our_name_is_refused_then_replaced_on_request(
 ) -> None:
     _publish(api, [_asset(tmp_path, "a.tar.gz", b"first build")])
     rebuilt = _asset(tmp_path, "a.tar.gz", b"another build")
-    with pytest.raises(PublishError, match="a.tar.gz is already on the release with other content"):
+    with pytest.raises(
+        PublishError, match=r"a\.tar\.gz is already on the release with other content"
+    ):
         _publish(api, [rebuilt])
     assert _published(api)["a.tar.gz"] == b"first build"  # refused: nothing touched
     report = _publish(api, [rebuilt], conflict="replace")
@@ -201,7 +201,7 @@ def test_release_that_never_settles_fails_verification(api, tmp_path: Path) -> N
 
         return Response(201, {"id": 0, "name": req.query["name"]})
 
-    with pytest.raises(VerifyFailed, match="still differs after 6 rounds: a.tar.gz"):
+    with pytest.raises(VerifyFailed, match=r"still differs after 6 rounds: a\.tar\.gz"):
         _publish(api, [_asset(tmp_path, "a.tar.gz", b"a")])
 
 

@@ -113,3 +113,53 @@ def test_truncated_elf_is_a_clear_failure(tmp_path: Path) -> None:
     bad.write_bytes(_elf([".text"])[:70])
     with pytest.raises(BuildFailed, match="not a readable ELF file"):
         inspect(bad)
+
+
+class _Runner:
+    """Answers `cargo install --list` from a script of listings; records what was said."""
+
+    def __init__(self, *listings: str) -> None:
+        self.listings = list(listings)
+        self.said: list[str] = []
+
+    def run(self, cmd, **_kw):
+        from ci.runner import CommandResult
+
+        assert cmd == ["cargo", "install", "--list"], cmd
+        return CommandResult(tuple(cmd), 0, self.listings.pop(0), "", 0.0)
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+
+def test_ensure_auditable_uses_the_install_list(monkeypatch) -> None:
+    from ci import tools
+    from ci.release import build
+
+    monkeypatch.setattr(build, "which", lambda name: f"/bin/{name}")
+    monkeypatch.setattr(tools, "ensure", lambda *a, **k: pytest.fail("nothing to install"))
+    assert build.ensure_auditable(_Runner("cargo-auditable v0.7.7:\n"), True) == "0.7.7"
+    other = _Runner("cargo-auditable v0.7.2:\n")
+    assert build.ensure_auditable(other, True) == "0.7.2"
+    assert other.said == ["note: cargo-auditable 0.7.2 installed; the pipeline pins 0.7.7"]
+
+
+def test_ensure_auditable_installs_then_trusts_the_install_list(monkeypatch) -> None:
+    from ci import tools
+    from ci.errors import ToolMissing
+    from ci.release import build
+
+    installs = []
+
+    def ensure(runner, name, *, auto_install):
+        installs.append((name, auto_install))
+        # what ci.tools does today: installs, then cannot read the version back
+        raise ToolMissing(name, "installed but reports version none instead of 0.7.7")
+
+    monkeypatch.setattr(build, "which", lambda name: f"/bin/{name}")
+    monkeypatch.setattr(tools, "ensure", ensure)
+    runner = _Runner("", "cargo-auditable v0.7.7:\n")
+    assert build.ensure_auditable(runner, True) == "0.7.7"
+    assert installs == [("cargo-auditable", True)]
+    with pytest.raises(ToolMissing):  # really not there after the install attempt
+        build.ensure_auditable(_Runner("", ""), False)
