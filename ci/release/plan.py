@@ -47,6 +47,7 @@ class Plan:
 
     tag: Tag
     crate: Crate
+    workspace: Path
     commit: str
     dirty: bool
     build: BuildSpec
@@ -177,6 +178,7 @@ def make_plan(opts: Options, cfg: ReleaseConfig, facts: Facts, out: Path) -> Pla
     return Plan(
         tag=facts.tag,
         crate=facts.crate,
+        workspace=facts.workspace,
         commit=facts.git.head,
         dirty=facts.git.dirty,
         build=spec,
@@ -193,8 +195,17 @@ def make_plan(opts: Options, cfg: ReleaseConfig, facts: Facts, out: Path) -> Pla
     )
 
 
+def _short(path: Path, base: Path) -> str:
+    """`path` relative to `base` when it is inside it (shorter plans), else as is."""
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def show(plan: Plan, pinned_auditable: str) -> list[str]:
     """The plan as lines for the terminal (ASCII: Windows consoles print it too)."""
+    ws = plan.workspace
     pre = "yes" if plan.tag.prerelease else "no"
     lines = [
         f"release {plan.crate.binary} {plan.tag.name} for {plan.target} "
@@ -213,15 +224,16 @@ def show(plan: Plan, pinned_auditable: str) -> list[str]:
     steps = [
         f"build      cargo {' '.join(plan.build.args())}  "
         f"(CARGO_PROFILE_RELEASE_STRIP={plan.build.strip}; {tool}; rustc {plan.rustc})",
-        f"stage      {plan.build.output} -> {plan.staged_binary}",
-        f"package    {plan.archive}: {entries} (mtime {stamp}, {plan.epoch_source})",
-        f"checksums  {plan.sums}",
-        f"manifest   {plan.manifest}",
+        f"stage      {plan.build.output} -> {_short(plan.staged_binary, ws)}",
+        f"package    {_short(plan.archive, ws)}: {entries} (mtime {stamp}, {plan.epoch_source})",
+        f"checksums  {_short(plan.sums, ws)}",
+        f"manifest   {_short(plan.manifest, ws)}",
     ]
     if plan.publish:
         kind = "pre-release" if plan.tag.prerelease else "release"
         steps.append(
-            f"publish    {kind} {plan.tag.name} on {plan.repository} via {plan.api_url}: "
+            f"publish    {kind} {plan.tag.name} on {plan.repository or '(no repository)'} "
+            f"via {plan.api_url}: "
             f"create or reuse, upload {plan.archive.name} and {SUMS_NAME}, verify"
         )
     else:

@@ -8,7 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from fakes.github_api import FakeGitHub, add_asset
+from fakes.github_api import FakeGitHub
+from fakes.github_releases import add_asset
 
 from ci.release.checksums import format_sums, parse_sums
 from ci.release.errors import PublishError, VerifyFailed
