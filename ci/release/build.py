@@ -80,6 +80,18 @@ def rustc_facts(runner: Runner, env: Mapping[str, str]) -> dict[str, str]:
     return facts
 
 
+def std_installed(runner: Runner, env: Mapping[str, str], target: str) -> bool | None:
+    """Whether the toolchain has the standard library for `target` (its folder in the
+    sysroot); None when that cannot be told (custom target specs, odd sysroots)."""
+    if target.endswith(".json"):
+        return None
+    res = runner.run(["rustc", "--print", "sysroot"], capture=True, echo_output=False, env=env)
+    rustlib = Path(res.stdout.strip()) / "lib" / "rustlib"
+    if not res.ok or not rustlib.is_dir():
+        return None
+    return (rustlib / target / "lib").is_dir()
+
+
 _INSTALLED = re.compile(r"^(\S+) v(\S+?)(?: \(.*\))?:$")
 
 

@@ -39,6 +39,7 @@ def gather(ctx: StageContext, opts: Options, cfg: ReleaseConfig) -> Facts:
     crate = find_crate(meta, cfg.binary)
     git = read_state(ctx.runner, ctx.workspace, tag.name)
     rustc = build.rustc_facts(ctx.runner, ctx.cargo_env())
+    std = build.std_installed(ctx.runner, ctx.cargo_env(), opts.target) if opts.target else None
     return Facts(
         tag=tag,
         crate=crate,
@@ -48,6 +49,7 @@ def gather(ctx: StageContext, opts: Options, cfg: ReleaseConfig) -> Facts:
         host=rustc["host"],
         rustc=rustc.get("release", "?"),
         auditable=build.installed_auditable(ctx.runner),
+        target_std=std,
     )
 
 

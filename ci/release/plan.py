@@ -31,6 +31,7 @@ class Facts:
     host: str
     rustc: str
     auditable: str | None
+    target_std: bool | None = None  # --target's standard library present (None: not checked)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,14 @@ def _checks(
         checks.append(Check("ok", f"tag {facts.tag.name} points at HEAD {facts.git.head[:12]}"))
     if not facts.git.dirty:
         checks.append(Check("ok", "work tree clean"))
+    if opts.target and facts.target_std is False:
+        checks.append(
+            Check(
+                "FAIL",
+                f"the standard library for target {opts.target} is not installed: "
+                f"rustup target add {opts.target} (and a linker for it)",
+            )
+        )
     checks += [Check("FAIL", text) for text in doc_problems]
     if not doc_problems:
         checks.append(Check("ok", f"documents: {', '.join(d.name for d in documents)}"))

@@ -114,6 +114,16 @@ def test_explicit_target_goes_to_its_own_folder_and_zip(ws: Path) -> None:
     assert plan.staged_binary == ws / "out" / "bin" / "svc.exe"
 
 
+def test_a_target_without_its_standard_library_is_a_precondition(ws: Path) -> None:
+    opts = Options("v1.2.3", target="aarch64-unknown-linux-gnu", publish=False)
+    facts = replace(_facts(ws), target_std=False)
+    assert make_plan(opts, _cfg(ws), facts, ws / "o").failures == [
+        "the standard library for target aarch64-unknown-linux-gnu is not installed: "
+        "rustup target add aarch64-unknown-linux-gnu (and a linker for it)"
+    ]
+    assert make_plan(opts, _cfg(ws), replace(facts, target_std=None), ws / "o").failures == []
+
+
 def test_missing_readme_and_licence_are_preconditions(tmp_path: Path) -> None:
     crate = Crate("svc", "1.0.0", tmp_path / "Cargo.toml", "svc", "MIT")
     docs, problems = find_documents(crate, tmp_path)
