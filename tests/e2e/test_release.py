@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 import tarfile
 import time
@@ -17,7 +18,8 @@ import pytest
 from fakes.github_api import FakeGitHub
 from helpers import ROOT, git, run_invoke, shared_target_dir
 
-TOKEN = "ghp_e2ePlantedReleaseToken9Zq4Xw7Lm2Np"
+TOKEN = "ghp_" + secrets.token_hex(18)  # made at run time: no secret in the source
+WRONG_TOKEN = "ghp_" + secrets.token_hex(18)
 REPO = "acme/trading"
 VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
 TAG = f"v{VERSION}"
@@ -305,14 +307,14 @@ def test_the_token_never_appears_in_output_or_any_written_file(
 
 
 def test_wrong_token_is_explained_in_one_line(built, clone, api, tmp_path: Path) -> None:
-    env = publish_env(clone, tmp_path, api, GITHUB_TOKEN="ghp_notTheRightOne0000000000")
+    env = publish_env(clone, tmp_path, api, GITHUB_TOKEN=WRONG_TOKEN)
     r = run_invoke(["release", "--tag", TAG], env)
     assert r.returncode == 12, output(r)
     assert r.stderr.strip().splitlines() == [
         f"error: GitHub rejected the token while trying to look up the release {TAG} "
         "(401 Bad credentials): GITHUB_TOKEN is invalid or expired; set a valid token"
     ]
-    assert "ghp_notTheRightOne" not in output(r)
+    assert WRONG_TOKEN not in output(r)
 
 
 def make_advisory_db(db: Path, package: str) -> Path:

@@ -4,6 +4,7 @@ retries, races between matrix jobs, conflicts and the one-line explanations."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 import threading
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from ci.release.github import GitHub
 from ci.release.publish import LocalAsset, Publisher
 from ci.release.retry import Backoff
 
-TOKEN = "ghp_publishTestToken0123456789abcdef"
+TOKEN = "ghp_" + secrets.token_hex(18)  # made at run time: no secret in the source
+WRONG_TOKEN = "ghp_" + secrets.token_hex(18)
 REPO = "acme/trading"
 TAG = "v1.2.3"
 
@@ -102,11 +104,11 @@ def test_persistent_5xx_gives_up_with_one_line(api, tmp_path: Path) -> None:
 
 
 def test_wrong_token_and_unknown_repository_are_explained(api, tmp_path: Path) -> None:
-    client = _client(api, token="ghp_wrong_token_000000000000")
+    client = _client(api, token=WRONG_TOKEN)
     with pytest.raises(PublishError) as err:
         Publisher(client, "refuse", print).release(TAG, "c" * 40, False, "")
     assert "401 Bad credentials" in str(err.value) and "GITHUB_TOKEN is invalid" in str(err.value)
-    assert "ghp_wrong_token" not in str(err.value)
+    assert WRONG_TOKEN not in str(err.value)
     other = GitHub(api.url, "acme/nope", TOKEN, backoff=Backoff(attempts=1))
     with pytest.raises(PublishError, match="repository acme/nope does not exist"):
         other.release_by_tag(TAG)

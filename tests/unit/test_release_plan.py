@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from ci.release.version import Crate, parse_tag
 from ci.settings import load
 
 HEAD = "c0ffee" + "0" * 34
-TOKEN = "ghp_plantedTokenValue1234567890"
+TOKEN = "ghp_" + secrets.token_hex(18)  # made at run time: no secret in the source
 
 
 @pytest.fixture
