@@ -100,6 +100,9 @@ def build_and_package(ctx: StageContext, plan: Plan, cfg: ReleaseConfig) -> dict
     """Build, check, stage, package and checksum; write the manifest; return it."""
     timings: dict[str, float] = {}
     say = ctx.runner.say
+    # The previous manifest describes files this run replaces: a run that fails half-way
+    # must not leave it pointing at a binary it no longer matches.
+    plan.manifest.unlink(missing_ok=True)
     with ctx.runner.group("release: build"), _timed(timings, "build"):
         auditable = build.ensure_auditable(ctx.runner, cfg.install_tools)
         built = build.build(ctx, plan.build)
