@@ -8,7 +8,8 @@ then reads the built file to confirm the symbol table is gone and the audit data
 
 from __future__ import annotations
 
-import re
+import json
+import os
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,9 +51,14 @@ class BuildSpec:
             args += ["--target", self.target]
         return args
 
-    def env(self) -> dict[str, str]:
-        """Extra environment for cargo: the strip level of the release profile."""
-        return {"CARGO_PROFILE_RELEASE_STRIP": self.strip}
+    def env(self, tool_dir: Path | None = None, path: str = "") -> dict[str, str]:
+        """Extra environment for cargo: the strip level of the release profile, and the
+        folder of the resolved cargo-auditable first on PATH (`cargo auditable` runs the
+        first `cargo-auditable` it finds there)."""
+        env = {"CARGO_PROFILE_RELEASE_STRIP": self.strip}
+        if tool_dir is not None:
+            env["PATH"] = os.pathsep.join(p for p in (str(tool_dir), path) if p)
+        return env
 
     @property
     def output(self) -> Path:
@@ -92,51 +98,60 @@ def std_installed(runner: Runner, env: Mapping[str, str], target: str) -> bool |
     return (rustlib / target / "lib").is_dir()
 
 
-_INSTALLED = re.compile(r"^(\S+) v(\S+?)(?: \(.*\))?:$")
+def installed_version(exe: Path) -> str | None:
+    """The version cargo recorded when it installed `exe`: its install root's
+    `.crates2.json` (`<root>/bin/<exe>`). cargo-auditable cannot say it itself:
+    `cargo-auditable --version` refuses to run outside cargo and `cargo auditable
+    --version` prints cargo's own version."""
+    try:
+        data = json.loads((exe.parent.parent / ".crates2.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for key, install in data.get("installs", {}).items():
+        if isinstance(install, dict) and exe.name in install.get("bins", []):
+            parts = key.split(" ")
+            return parts[1] if len(parts) > 1 else None
+    return None
 
 
-def parse_install_list(text: str) -> dict[str, str]:
-    """`cargo install --list` as {crate: version}."""
-    found = {}
-    for line in text.splitlines():
-        match = _INSTALLED.match(line.strip())
-        if match:
-            found[match.group(1)] = match.group(2)
-    return found
+def find_auditable(env: Mapping[str, str]) -> tuple[Path, str] | None:
+    """(path, version) of cargo-auditable at the pinned version, on PATH or in the
+    pipeline's private install of the pin; else whatever is on PATH; else None."""
+    tool = tools.get(AUDITABLE)
+    on_path = which(AUDITABLE)
+    private = tools.private_root(tool, env) / "bin" / AUDITABLE
+    candidates = [Path(on_path)] if on_path else []
+    candidates.append(private)
+    found = [(c, installed_version(c)) for c in candidates if c.is_file()]
+    for path, version in found:
+        if version == tool.version:
+            return path, version
+    return next(((p, v) for p, v in found if v), None)
 
 
-def installed_auditable(runner: Runner) -> str | None:
-    """The installed cargo-auditable version, read from cargo's install list: the tool
-    itself cannot say (`cargo-auditable --version` refuses to run outside cargo and
-    `cargo auditable --version` prints cargo's version)."""
-    res = runner.run(["cargo", "install", "--list"], capture=True, echo_output=False)
-    version = parse_install_list(res.stdout).get(tools.get(AUDITABLE).crate) if res.ok else None
-    return version if version and which(AUDITABLE) else None
-
-
-def ensure_auditable(runner: Runner, auto_install: bool) -> str:
-    """cargo-auditable's version, installing the pinned one first when it is missing."""
-    found = installed_auditable(runner)
+def ensure_auditable(runner: Runner, auto_install: bool) -> tuple[Path, str]:
+    """(path, version) of the pinned cargo-auditable, installing it when missing."""
     pinned = tools.get(AUDITABLE).version
-    if found is not None:
-        if found != pinned:
-            runner.say(f"note: {AUDITABLE} {found} installed; the pipeline pins {pinned}")
+    found = find_auditable(runner.base_env)
+    if found is not None and found[1] == pinned:
         return found
     try:
-        return tools.ensure(runner, AUDITABLE, auto_install=auto_install)
+        path, version = tools.resolve(runner, AUDITABLE, auto_install=auto_install)
+        return Path(path), version
     except ToolMissing:
-        # ci.tools verifies an install with `<tool> --version`, which cargo-auditable
-        # cannot answer: trust cargo's install list when it shows the tool.
-        found = installed_auditable(runner)
-        if found is None:
+        # ci.tools checks an install with `<tool> --version`, which cargo-auditable cannot
+        # answer: trust cargo's install record when it shows the pin.
+        found = find_auditable(runner.base_env)
+        if found is None or found[1] != pinned:
             raise
         return found
 
 
-def build(ctx: StageContext, spec: BuildSpec) -> Path:
-    """Run the release build and return the binary's path; BuildFailed with cargo's first
-    error line otherwise."""
-    res = ctx.cargo(spec.args(), env=spec.env())
+def build(ctx: StageContext, spec: BuildSpec, auditable: Path) -> Path:
+    """Run the release build with the cargo-auditable at `auditable` and return the
+    binary's path; BuildFailed with cargo's first error line otherwise."""
+    env = spec.env(auditable.parent, ctx.runner.base_env.get("PATH", ""))
+    res = ctx.cargo(spec.args(), env=env)
     if not res.ok:
         reason = first_error(res.output) or f"cargo exited {res.returncode}"
         raise BuildFailed(f"release build of {spec.binary} failed: {reason} (full output above)")

@@ -4,11 +4,8 @@ Actions provides (`GITHUB_TOKEN`, `GITHUB_REPOSITORY`, `GITHUB_API_URL`), read o
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from ci.redact import SECRET_NAME
 from ci.release.build import STRIP_CHOICES
 from ci.release.github import DEFAULT_API
 from ci.release.retry import Backoff
@@ -87,16 +84,3 @@ class ReleaseConfig:
                 "or [tool.pipeline.release] repository"
             )
         return problems
-
-
-def child_env(env: Mapping[str, str], settings: Settings) -> dict[str, Any]:
-    """The environment for the build's child processes: secret-looking variables (the
-    GitHub token above all) removed, because build scripts of dependencies run with it;
-    names listed in `pass_env` stay."""
-    keep = set(settings.top.strings("pass_env"))
-    drop = set(settings.secret_env)
-    return {
-        name: value
-        for name, value in env.items()
-        if name in keep or not (name in drop or SECRET_NAME.search(name))
-    }

@@ -48,9 +48,14 @@ def gather(ctx: StageContext, opts: Options, cfg: ReleaseConfig) -> Facts:
         git=git,
         host=rustc["host"],
         rustc=rustc.get("release", "?"),
-        auditable=build.installed_auditable(ctx.runner),
+        auditable=_auditable_version(ctx),
         target_std=std,
     )
+
+
+def _auditable_version(ctx: StageContext) -> str | None:
+    found = build.find_auditable(ctx.runner.base_env)
+    return found[1] if found else None
 
 
 def prepare(ctx: StageContext, opts: Options, cfg: ReleaseConfig) -> Plan:
@@ -104,8 +109,8 @@ def build_and_package(ctx: StageContext, plan: Plan, cfg: ReleaseConfig) -> dict
     # must not leave it pointing at a binary it no longer matches.
     plan.manifest.unlink(missing_ok=True)
     with ctx.runner.group("release: build"), _timed(timings, "build"):
-        auditable = build.ensure_auditable(ctx.runner, cfg.install_tools)
-        built = build.build(ctx, plan.build)
+        tool, auditable = build.ensure_auditable(ctx.runner, cfg.install_tools)
+        built = build.build(ctx, plan.build, tool)
         facts = build.inspect(built)
         problems = build.check_binary(facts, plan.build.strip)
         if problems:

@@ -3,11 +3,11 @@ lives in ci.release.flow."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
 
 from invoke import Context, Task, task
 from invoke.exceptions import Exit
@@ -30,45 +30,55 @@ def main(
     allow_dirty: bool = False,
     publish: bool = True,
     env: Mapping[str, str] | None = None,
-    stream: TextIO | None = None,
 ) -> int:
-    """Run the release flow for project `root`; returns the exit code. Expected failures
-    are one redacted `error:` line on stderr, never a traceback."""
+    """Run the release flow for project `root`; returns the exit code. Everything printed
+    is masked (a token never reaches the terminal, the log or a file); under GitHub
+    Actions the secrets are registered with `::add-mask::`. Expected failures are one
+    `error:` line on stderr, never a traceback; Ctrl-C and SIGTERM stop cleanly."""
     from ci import settings as settings_mod
+    from ci.console import AddMask, masked_stdio
     from ci.errors import Interrupted, PipelineError
+    from ci.interrupts import Interrupts
     from ci.redact import Redactor, secrets_from_env
-    from ci.release.config import Options, ReleaseConfig, child_env
+    from ci.release.config import Options, ReleaseConfig
     from ci.release.flow import release
     from ci.release.version import parse_tag
     from ci.runner import Runner
     from ci.stage import StageContext
 
     env = dict(os.environ if env is None else env)
-    redact = Redactor(secrets_from_env(env))
+    redactor = Redactor(secrets_from_env(env))
     opts = Options(tag, dry_run, target.strip() or None, allow_dirty, publish)
-    try:
-        parse_tag(tag)  # a malformed tag stops here: nothing run, nothing written
-        settings = settings_mod.load(root, env)
-        redact.add(secrets_from_env(env, settings.secret_env))
-        cfg = ReleaseConfig.from_settings(settings)
-        log = None if dry_run else settings.out_dir / "release.log"
-        if log is not None:
-            log.unlink(missing_ok=True)
-        with Runner(
-            redact,
-            log_path=log,
-            github=env.get("GITHUB_ACTIONS") == "true",
-            stream=stream,
-            base_env=child_env(env, settings),
-        ) as runner:
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(masked_stdio(redactor))
+        redactor.on_add(AddMask(env, out))
+        stack.enter_context(Interrupts())
+        try:
+            parse_tag(tag)  # a malformed tag stops here: nothing run, nothing written
+            settings = settings_mod.load(root, env)
+            redactor.add(secrets_from_env(env, settings.secret_env))
+            cfg = ReleaseConfig.from_settings(settings)
+            log = None if dry_run else settings.out_dir / "release.log"
+            if log is not None:
+                log.unlink(missing_ok=True)
+            runner = stack.enter_context(
+                Runner(
+                    redactor,
+                    log_path=log,
+                    github=env.get("GITHUB_ACTIONS") == "true",
+                    base_env=env,  # the runner hands children this minus every secret
+                    pass_env=settings.top.strings("pass_env"),
+                    secret_names=settings.secret_env,
+                )
+            )
             settings.require_workspace()
             release(StageContext("release", settings, runner), opts, cfg)
-    except PipelineError as err:
-        print(redact(f"error: {err}"), file=sys.stderr, flush=True)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr, flush=True)
-        return Interrupted.exit_code
+        except PipelineError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            return err.exit_code
+        except KeyboardInterrupt:
+            print("error: interrupted; nothing half-written was left", file=sys.stderr)
+            return Interrupted.exit_code
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import struct
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from ci.release.build import (
     BuildSpec,
     check_binary,
     inspect,
-    parse_install_list,
+    installed_version,
     parse_rustc_version,
 )
 from ci.release.errors import BuildFailed
@@ -42,16 +44,24 @@ def test_rustc_and_install_list_parsing() -> None:
         "host: aarch64-apple-darwin\nrelease: 1.95.0\n"
     )
     assert facts["host"] == "aarch64-apple-darwin" and facts["release"] == "1.95.0"
-    listing = (
-        "cargo-audit v0.22.2:\n    cargo-audit\n"
-        "cargo-auditable v0.7.7:\n    cargo-auditable\n"
-        "mytool v1.0.0 (/src/mytool):\n    mytool\n"
-    )
-    assert parse_install_list(listing) == {
-        "cargo-audit": "0.22.2",
-        "cargo-auditable": "0.7.7",
-        "mytool": "1.0.0",
-    }
+
+
+def _install(root: Path, crate: str, version: str, exe: str) -> Path:
+    """A cargo install root holding `exe`, recorded as `crate` `version`."""
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    path = root / "bin" / exe
+    path.write_text("#!/bin/sh\n")
+    key = f"{crate} {version} (registry+https://github.com/rust-lang/crates.io-index)"
+    record = {"installs": {key: {"bins": [exe], "version_req": None}}}
+    (root / ".crates2.json").write_text(json.dumps(record))
+    return path
+
+
+def test_installed_version_reads_cargos_install_record(tmp_path: Path) -> None:
+    exe = _install(tmp_path / "cargo", "cargo-auditable", "0.7.7", "cargo-auditable")
+    assert installed_version(exe) == "0.7.7"
+    assert installed_version(tmp_path / "cargo" / "bin" / "other") is None
+    assert installed_version(tmp_path / "nowhere" / "bin" / "cargo-auditable") is None
 
 
 def _elf(sections: list[str], *, big_endian: bool = False) -> bytes:
@@ -116,50 +126,57 @@ def test_truncated_elf_is_a_clear_failure(tmp_path: Path) -> None:
 
 
 class _Runner:
-    """Answers `cargo install --list` from a script of listings; records what was said."""
-
-    def __init__(self, *listings: str) -> None:
-        self.listings = list(listings)
+    def __init__(self, env: dict[str, str]) -> None:
+        self.base_env = env
         self.said: list[str] = []
-
-    def run(self, cmd, **_kw):
-        from ci.runner import CommandResult
-
-        assert cmd == ["cargo", "install", "--list"], cmd
-        return CommandResult(tuple(cmd), 0, self.listings.pop(0), "", 0.0)
 
     def say(self, text: str) -> None:
         self.said.append(text)
 
 
-def test_ensure_auditable_uses_the_install_list(monkeypatch) -> None:
+def test_ensure_auditable_finds_the_pin_on_path_or_privately(monkeypatch, tmp_path) -> None:
     from ci import tools
     from ci.release import build
 
-    monkeypatch.setattr(build, "which", lambda name: f"/bin/{name}")
-    monkeypatch.setattr(tools, "ensure", lambda *a, **k: pytest.fail("nothing to install"))
-    assert build.ensure_auditable(_Runner("cargo-auditable v0.7.7:\n"), True) == "0.7.7"
-    other = _Runner("cargo-auditable v0.7.2:\n")
-    assert build.ensure_auditable(other, True) == "0.7.2"
-    assert other.said == ["note: cargo-auditable 0.7.2 installed; the pipeline pins 0.7.7"]
+    home = tmp_path / "home"
+    on_path = _install(tmp_path / "user", "cargo-auditable", "0.7.7", "cargo-auditable")
+    monkeypatch.setattr(build, "which", lambda name: str(on_path))
+    monkeypatch.setattr(tools, "resolve", lambda *a, **k: pytest.fail("nothing to install"))
+    runner = _Runner({"CARGO_HOME": str(home)})
+    assert build.ensure_auditable(runner, True) == (on_path, "0.7.7")
+    # another version on PATH: the pipeline's private install of the pin is used
+    old = _install(tmp_path / "old", "cargo-auditable", "0.6.0", "cargo-auditable")
+    monkeypatch.setattr(build, "which", lambda name: str(old))
+    private_root = tools.private_root(tools.get("cargo-auditable"), runner.base_env)
+    private = _install(private_root, "cargo-auditable", "0.7.7", "cargo-auditable")
+    assert build.ensure_auditable(runner, True) == (private, "0.7.7")
 
 
-def test_ensure_auditable_installs_then_trusts_the_install_list(monkeypatch) -> None:
+def test_ensure_auditable_installs_then_trusts_cargos_record(monkeypatch, tmp_path) -> None:
     from ci import tools
     from ci.errors import ToolMissing
     from ci.release import build
 
-    installs = []
+    runner = _Runner({"CARGO_HOME": str(tmp_path / "home")})
+    private_root = tools.private_root(tools.get("cargo-auditable"), runner.base_env)
+    calls = []
 
-    def ensure(runner, name, *, auto_install):
-        installs.append((name, auto_install))
-        # what ci.tools does today: installs, then cannot read the version back
-        raise ToolMissing(name, "installed but reports version none instead of 0.7.7")
+    def resolve(r, name, *, auto_install):
+        calls.append((name, auto_install))
+        if auto_install:  # installs, then cannot read the version back (as ci.tools does)
+            _install(private_root, "cargo-auditable", "0.7.7", "cargo-auditable")
+        raise ToolMissing(name, "installed but does not report version 0.7.7")
 
-    monkeypatch.setattr(build, "which", lambda name: f"/bin/{name}")
-    monkeypatch.setattr(tools, "ensure", ensure)
-    runner = _Runner("", "cargo-auditable v0.7.7:\n")
-    assert build.ensure_auditable(runner, True) == "0.7.7"
-    assert installs == [("cargo-auditable", True)]
-    with pytest.raises(ToolMissing):  # really not there after the install attempt
-        build.ensure_auditable(_Runner("", ""), False)
+    monkeypatch.setattr(build, "which", lambda name: None)
+    monkeypatch.setattr(tools, "resolve", resolve)
+    with pytest.raises(ToolMissing):  # not allowed to install: the tool's own message
+        build.ensure_auditable(runner, False)
+    path, version = build.ensure_auditable(runner, True)
+    assert (path, version) == (private_root / "bin" / "cargo-auditable", "0.7.7")
+    assert calls == [("cargo-auditable", False), ("cargo-auditable", True)]
+
+
+def test_build_env_puts_the_resolved_tool_first_on_path() -> None:
+    spec = BuildSpec("svc", "svc", "x86_64-unknown-linux-gnu", False, Path("/t"))
+    env = spec.env(Path("/tools/bin"), "/usr/bin:/bin")
+    assert env["PATH"].split(os.pathsep) == ["/tools/bin", "/usr/bin", "/bin"]
