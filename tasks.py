@@ -3,6 +3,7 @@
 invoke ci            every stage as the specification's graph, gate table, non-zero on failure
 invoke check         fmt, then lint + unit + integration: "ready to push"
 invoke tools.install pinned cargo tools (nextest, audit, deny)
+invoke release       --tag vX.Y.Z: build, package and publish a GitHub release (ci/release/)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from ci.errors import PipelineError  # noqa: E402
 from ci.history import tasks as history_tasks  # noqa: E402
+from ci.release.tasks import make_task as release_task  # noqa: E402
 
 
 @contextmanager
@@ -137,6 +139,7 @@ def hooks_install(c: Context, hook: str = "pre-commit", force: bool = False) -> 
 
 def _namespace() -> Collection:
     ns = Collection(ci, fmt, lint, test, check, report)
+    ns.add_task(release_task(ROOT), name="release")
     tools_ns = Collection("tools")
     tools_ns.add_task(install, name="install")
     hooks_ns = Collection("hooks")

@@ -9,6 +9,7 @@ left alone.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -42,6 +43,7 @@ TOOLS: dict[str, CargoTool] = {
         CargoTool("cargo-nextest", "cargo-nextest", "0.9.143", "unit test runner (JUnit)"),
         CargoTool("cargo-audit", "cargo-audit", "0.22.2", "RustSec advisories (security)"),
         CargoTool("cargo-deny", "cargo-deny", "0.20.2", "dependency policy (security)"),
+        CargoTool("cargo-auditable", "cargo-auditable", "0.7.7", "dependency list in releases"),
     )
 }
 
@@ -142,7 +144,24 @@ def _version_of(exe: str) -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return parse_version(proc.stdout + proc.stderr) if proc.returncode == 0 else None
+    found = parse_version(proc.stdout + proc.stderr) if proc.returncode == 0 else None
+    # Some cargo subcommands cannot print their own version (`cargo-auditable --version`
+    # refuses to run outside cargo): then ask the install record of the exe's cargo root.
+    return found or recorded_version(Path(exe))
+
+
+def recorded_version(exe: Path) -> str | None:
+    """The version cargo recorded when it installed `exe` (`<root>/.crates2.json` for
+    `<root>/bin/<exe>`), or None."""
+    try:
+        data = json.loads((exe.parent.parent / ".crates2.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for key, install in data.get("installs", {}).items():
+        if isinstance(install, dict) and exe.name in install.get("bins", []):
+            parts = key.split(" ")
+            return parts[1] if len(parts) > 1 else None
+    return None
 
 
 def resolve(runner: Runner, name: str, *, auto_install: bool = True) -> tuple[str, str]:
