@@ -8,6 +8,7 @@ invoke release       --tag vX.Y.Z: build, package and publish a GitHub release (
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,10 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except PipelineError as err:
-        raise Exit(f"error: {err}", code=err.exit_code) from None
+        from ci.redact import Redactor, secrets_from_env
+
+        mask = Redactor(secrets_from_env(os.environ))
+        raise Exit(mask(f"error: {err}"), code=err.exit_code) from None
 
 
 def _flow(stages: list[str] | None, parallelism: int = 0, fail_fast: bool = False) -> None:

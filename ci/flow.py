@@ -55,6 +55,7 @@ class Step:
     budget_s: float
     limit_s: float = 0.0  # hard limit; 0 = none
     interruptible: bool = True
+    exclusive: bool = False  # runs with nothing beside it
 
 
 def plan(
@@ -84,7 +85,15 @@ def plan(
             needs = tuple(n for n in spec.needs if n in chosen)
             if all(n in done for n in needs):
                 limit = limits(name) if limits else 0.0
-                step = Step(name, needs, spec.blocking, budgets(name), limit, spec.interruptible)
+                step = Step(
+                    name,
+                    needs,
+                    spec.blocking,
+                    budgets(name),
+                    limit,
+                    spec.interruptible,
+                    spec.exclusive,
+                )
                 ordered.append(step)
                 done.add(name)
                 pending.remove(name)
@@ -339,7 +348,7 @@ class Executor:
                 self._block_unrunnable()
             if not self._cancel_reason:
                 for step in self._ready():
-                    if len(self.running) >= self.parallelism:
+                    if not self._may_start(step):
                         break
                     self._start(step)
             if not self.running and (self._cancel_reason or not self._ready()):
@@ -363,6 +372,13 @@ class Executor:
             and s.name not in self.running
             and all(n in self.results for n in s.needs)
         ]
+
+    def _may_start(self, step: Step) -> bool:
+        if len(self.running) >= self.parallelism:
+            return False
+        if any(run.step.exclusive for run in self.running.values()):
+            return False
+        return not (step.exclusive and self.running)
 
     def _block_unrunnable(self) -> None:
         """A step whose needs finished without passing is blocked (GitHub: skipped)."""

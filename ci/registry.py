@@ -37,6 +37,9 @@ class StageSpec:
     pass_env: tuple[str, ...] = ()
     # Keys of `StageResult.outputs` it hands to later stages (an image digest, a version).
     outputs: tuple[str, ...] = ()
+    # Runs alone: nothing else runs beside it in `invoke ci` (wall-clock benchmarks and
+    # load tests must not share the cores with a build).
+    exclusive: bool = False
 
 
 STAGES: tuple[StageSpec, ...] = (

@@ -235,7 +235,7 @@ class Settings:
     """Everything the pipeline is configured with, read once."""
 
     root: Path
-    data: Mapping[str, Any]
+    data: Mapping[str, Any] = field(repr=False)  # may hold secrets (a history URL)
     env: Mapping[str, str] = field(repr=False)
 
     @property

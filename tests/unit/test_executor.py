@@ -406,3 +406,20 @@ def test_failed_stage_output_is_replayed(tmp_path: Path, github: bool) -> None:
         group = text.index("::group::lint output")
         end = text.index("::endgroup::")
         assert group < end < text.index("── last lines of lint ──")
+
+
+def test_exclusive_stage_runs_alone(tmp_path: Path) -> None:
+    steps = [
+        Step("unit", (), True, 1),
+        Step("bench", (), True, 1, exclusive=True),
+        Step("security", (), True, 1),
+    ]
+    scripts = {"unit": Script(2.0), "bench": Script(2.0), "security": Script(2.0)}
+    world, _, _, code = run(tmp_path, scripts, steps, parallelism=3)
+    assert code == 0
+    t = starts(world)
+    spans = {n: (t[n], t[n] + 2.0) for n in t}
+    b0, b1 = spans["bench"]
+    for other in ("unit", "security"):
+        o0, o1 = spans[other]
+        assert o1 <= b0 or o0 >= b1, f"{other} overlapped the exclusive bench"
