@@ -80,7 +80,23 @@ def markdown(results: Sequence[StageResult], *, title: str = "Pipeline") -> str:
             out.append(f"- **{r.stage}** {f.one_line()}".replace("|", "\\|"))
         if len(details) > 50:
             out.append(f"- … and {len(details) - 50} more (see the stage JSON files)")
+    for r in results:
+        section = _section(r)
+        if section:
+            out += ["", section.rstrip()]
     return "\n".join(out) + "\n"
+
+
+def _section(result: StageResult) -> str:
+    """A stage's own markdown (benchmark table, coverage figures): the file it names as
+    `artifacts["markdown"]`, already masked by the stage that wrote it."""
+    path = result.artifacts.get("markdown")
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return ""
 
 
 def write_summary(

@@ -82,9 +82,18 @@ def test_table_and_markdown() -> None:
     assert "- **lint** [fmt] src/lib.rs:1: not formatted (rustfmt)" in md
 
 
-def test_markdown_green_when_only_skips_and_passes() -> None:
-    results = [sample(status=Status.PASSED), StageResult("unit", Status.SKIPPED, 0, 1)]
-    assert report.markdown(results).startswith("## Pipeline: passed")
+def test_a_benign_skip_is_green_a_blocked_stage_never_is() -> None:
+    skipped = StageResult("integration", Status.SKIPPED, 0, 1, summary="skipped: no tests/*.rs")
+    assert report.markdown([sample(status=Status.PASSED), skipped]).startswith(
+        "## Pipeline: passed"
+    )
+    blocked = StageResult("coverage", Status.BLOCKED, 0, 1, summary="not run: needs unit failed")
+    md = report.markdown([sample(status=Status.PASSED), blocked])
+    assert md.startswith("## Pipeline: failed") and "| coverage | BLOCKED |" in md
+    advisory = StageResult("bench", Status.BLOCKED, 0, 1, blocking=False)
+    assert report.markdown([sample(status=Status.PASSED), advisory]).startswith(
+        "## Pipeline: passed"
+    )
 
 
 def test_write_summary_appends_step_summary(tmp_path: Path) -> None:
@@ -93,3 +102,13 @@ def test_write_summary_appends_step_summary(tmp_path: Path) -> None:
     path = report.write_summary(tmp_path, [sample()], str(step))
     assert path.read_text() in step.read_text()
     assert step.read_text().startswith("previous\n")
+
+
+def test_stage_markdown_sections_are_included(tmp_path: Path) -> None:
+    section = tmp_path / "bench.md"
+    section.write_text("### Benchmarks\n\n| bench | change |\n|---|---|\n| a | +1% |\n")
+    bench = StageResult("bench", Status.PASSED, 1, 180, artifacts={"markdown": str(section)})
+    md = report.markdown([sample(status=Status.PASSED), bench])
+    assert md.index("| bench | PASS |") < md.index("### Benchmarks") < md.index("| a | +1% |")
+    gone = StageResult("bench", Status.PASSED, 1, 180, artifacts={"markdown": "/nonexistent"})
+    assert "Benchmarks" not in report.markdown([gone])
