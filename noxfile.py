@@ -54,28 +54,23 @@ def _provision(session: nox.Session, spec: StageSpec) -> None:
 
 
 def _in_venv(session: nox.Session, spec: StageSpec) -> None:
-    from ci.interrupts import Interrupts
-
     _provision(session, spec)
     fd, verdict_path = tempfile.mkstemp(prefix=f"cipipe-{spec.name}-", suffix=".json")
     os.close(fd)
     verdict = Path(verdict_path)
     env = {"PYTHONPATH": str(ROOT), "CIPIPE__ROOT": str(ROOT), "CIPIPE__VERDICT": verdict_path}
     try:
-        # The first SIGINT/SIGTERM interrupts nox, which then waits for the stage to tear
-        # down; a second one (GitHub sends SIGTERM after SIGINT) must not kill nox mid-wait.
-        with Interrupts():
-            session.run(
-                "python",
-                "-m",
-                "ci.stage",
-                spec.name,
-                *session.posargs,
-                env=env,
-                success_codes=range(256),
-                interrupt_timeout=TEARDOWN_S,
-                log=False,
-            )
+        session.run(
+            "python",
+            "-m",
+            "ci.stage",
+            spec.name,
+            *session.posargs,
+            env=env,
+            success_codes=range(256),
+            interrupt_timeout=TEARDOWN_S,
+            log=False,
+        )
         text = verdict.read_text(encoding="utf-8")
         outcome = json.loads(text) if text else None
     finally:
@@ -106,3 +101,12 @@ def _define(spec: StageSpec) -> None:
 
 for _spec in STAGES:
     _define(_spec)
+
+# For the life of the nox process, the first SIGINT/SIGTERM interrupts (nox then waits for
+# a stage in its virtualenv to tear down) and later ones are ignored: GitHub sends SIGTERM
+# after SIGINT, and that must not kill nox while the stage is still tearing down. A stage
+# run in this process installs the same policy for itself (ci.stage.execute).
+if __name__ == "user_nox_module":  # loaded by nox itself (not by a test importing it)
+    from ci.interrupts import Interrupts
+
+    Interrupts().__enter__()

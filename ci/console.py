@@ -72,13 +72,16 @@ class MaskedStream(io.TextIOBase):
         return len(text)
 
     def _emit(self, text: str) -> None:
-        if self.broken:
-            return
-        try:
-            self.raw.write(self.redact(text))
-            self.raw.flush()
-        except (BrokenPipeError, ValueError, OSError):
-            self.broken = True  # the reader is gone: stay quiet, keep running
+        self._emit_raw(self.redact(text))
+
+    def _gone(self) -> None:
+        """The reader is gone: stay quiet, keep running. The descriptor is pointed at
+        /dev/null so Python's own flush at exit cannot complain either."""
+        self.broken = True
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.raw.fileno())
+            os.close(devnull)
 
     def flush(self) -> None:
         if self.broken:
@@ -86,7 +89,7 @@ class MaskedStream(io.TextIOBase):
         try:
             self.raw.flush()
         except (BrokenPipeError, ValueError, OSError):
-            self.broken = True
+            self._gone()
 
     def finish(self) -> None:
         """Write out a trailing partial line."""
@@ -108,7 +111,7 @@ class MaskedStream(io.TextIOBase):
             self.raw.write(text)
             self.raw.flush()
         except (BrokenPipeError, ValueError, OSError):
-            self.broken = True
+            self._gone()
 
     def isatty(self) -> bool:
         try:

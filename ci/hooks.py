@@ -44,12 +44,13 @@ def hooks_dir(root: Path) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def install(root: Path, hook: str, *, force: bool = False) -> Path:
-    """Write the hook; refuse to replace a hook we did not write unless `force` (then the
-    old one is kept as `<hook>.backup`)."""
+def install(root: Path, hook: str, *, force: bool = False, into: Path | None = None) -> Path:
+    """Write the hook (into the repository's hooks folder, or `into`); refuse to replace a
+    hook we did not write unless `force` (then the old one is kept as `<hook>.backup`)."""
     if hook not in STAGES:
         raise ConfigError(f"unknown hook {hook!r}; available: {', '.join(STAGES)}")
-    path = hooks_dir(root) / hook
+    path = (into or hooks_dir(root)) / hook
+    path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         current = path.read_text(encoding="utf-8", errors="replace")
         if MARKER not in current:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,6 +64,11 @@ def run_flow(
     finally:
         if channel is not None:
             channel.close()
+    if outcome.interrupted:
+        # Everything is torn down; we are on our way out with 130. A late second signal
+        # (GitHub's SIGTERM after SIGINT) must not turn that into a kill.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
     out.write("\n" + report.table(outcome.results) + "\n")
     summary = report.write_summary(
         cfg.out_dir, outcome.results, env.get("GITHUB_STEP_SUMMARY"), redactor

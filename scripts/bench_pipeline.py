@@ -2,7 +2,9 @@
 """Benchmarks of the pipeline itself (numbers, not pass/fail):
 
 1. overhead of `nox -s unit` over the bare cargo commands it wraps, warm;
-2. time until Postgres and Redis are both ready (the integration stage's setup).
+2. the cost of a stage's own virtualenv: `nox -s security -- --only secrets` with the venv
+   created from scratch (cold) and reused, against the same check without a venv;
+3. time until Postgres and Redis are both ready (the integration stage's setup).
 
 Usage: python3 scripts/bench_pipeline.py [--runs N] [--workspace PATH]
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -61,6 +64,33 @@ def bench_overhead(workspace: Path, runs: int) -> None:
     print(f"  pipeline overhead     {w - r:6.3f} s   (target < 0.5 s)")
 
 
+def bench_venv(workspace: Path, runs: int) -> None:
+    """The price of isolation: the security stage's venv (detect-secrets, xxhash, tomli-w)
+    cold (removed first) and reused, against the stage run in-process without a venv."""
+    out = tempfile.mkdtemp(prefix="bench-out-")
+    env = {**os.environ, "CIPIPE_WORKSPACE": str(workspace), "CIPIPE_OUTPUT_DIR": out}
+    nox = [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "security"]
+    args = ["--", "--only", "secrets"]
+    venv = ROOT / ".nox" / "security"
+    cold: list[float] = []
+    for _ in range(max(1, runs // 2)):
+        shutil.rmtree(venv, ignore_errors=True)
+        cold.append(timed([*nox, *args], ROOT, env))
+    reused = [timed([*nox, *args], ROOT, env) for _ in range(runs)]
+    no_venv = [
+        timed([*nox, "--no-venv", *args], ROOT, env)  # the dev env has the same pins
+        for _ in range(runs)
+    ]
+    backend = "uv" if shutil.which("uv") else "virtualenv"
+    print(f"security stage venv ({backend}), `--only secrets` on {workspace.name}, median:")
+    print(f"  cold (venv created)   {statistics.median(cold):6.3f} s")
+    print(f"  reused                {statistics.median(reused):6.3f} s")
+    print(f"  no venv (in-process)  {statistics.median(no_venv):6.3f} s")
+    print(
+        f"  reuse overhead        {statistics.median(reused) - statistics.median(no_venv):6.3f} s"
+    )
+
+
 def bench_services(runs: int) -> None:
     cfg = settings.load(ROOT, {**os.environ, "CIPIPE_SERVICES__BACKEND": "local"})
     totals: list[float] = []
@@ -83,6 +113,7 @@ def main() -> int:
     parser.add_argument("--workspace", type=Path, default=ROOT / "tests" / "fixtures" / "clean")
     args = parser.parse_args()
     bench_overhead(args.workspace.resolve(), args.runs)
+    bench_venv(args.workspace.resolve(), args.runs)
     bench_services(args.runs)
     return 0
 

@@ -106,10 +106,10 @@ def test_failures_are_one_line_with_their_exit_code(tmp_path: Path) -> None:
 
 
 def test_the_postgres_url_is_never_printed(tmp_path: Path) -> None:
-    password = "Planted-history-pw-7f3a"
     cfg = settings.load(ROOT, {"CIPIPE_SERVICES__BACKEND": "local"})
     with provision(cfg, ["postgres"]) as services:
         port = services["postgres"].port
+        [password] = services["postgres"].secrets  # generated per run: password auth
         url = f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
         env = env_for(tmp_path / "unused.sqlite3", CIPIPE_HISTORY__URL=url)
         finish(record(env, "c"))

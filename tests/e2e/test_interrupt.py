@@ -96,3 +96,29 @@ def test_hung_test_is_stopped_at_the_hard_limit(fixture_env) -> None:
     assert data["status"] == "timeout", data
     assert "hard limit of 8s" in data["summary"]
     assert_nothing_left(out / "integration.log")
+
+
+def test_closed_stdout_does_not_stop_the_pipeline(fixture_env) -> None:
+    """`invoke ci | head -1`: the reader goes away after one line; the pipeline still runs
+    every stage to the end, tears down and writes every result, without a traceback."""
+    env = fixture_env("clean")
+    out = Path(env["CIPIPE_OUTPUT_DIR"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "ci", "--stages", "lint,unit,integration"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # like `head -1` exiting
+    err = proc.stderr.read()
+    proc.wait(timeout=600)
+    assert first.startswith("plan: ")
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+    for stage in ("lint", "unit", "integration"):
+        assert json.loads((out / f"{stage}.json").read_text())["status"] == "passed"
+    assert_nothing_left(out / "integration.log")
