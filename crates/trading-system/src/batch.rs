@@ -105,7 +105,7 @@ impl Batch {
     }
 
     /// Writes the batch and commits the transaction [`begin_lock_and_read`](crate::store::begin_lock_and_read) began
-    /// (five statements, pipelined: one round trip); returns the new log head per
+    /// (one statement and the COMMIT, pipelined: one round trip); returns the new log head per
     /// symbol.
     ///
     /// # Errors
@@ -140,7 +140,7 @@ impl Batch {
         let l_symbols: Vec<&str> = l.iter().map(|e| e.0.as_str()).collect();
         let l_kinds: Vec<&str> = l.iter().map(|e| e.1).collect();
         let (l_ids, l_lots): (Vec<i64>, Vec<i64>) = l.iter().map(|e| (e.2, e.3)).unzip();
-        let orders: &[&(dyn ToSql + Sync)] = &[
+        let params: &[&(dyn ToSql + Sync)] = &[
             &ids,
             &client_ids,
             &accounts,
@@ -151,18 +151,26 @@ impl Batch {
             &qtys,
             &filled,
             &statuses,
+            &upd_ids,
+            &upd_added,
+            &upd_status,
+            &f_symbols,
+            &f_taker,
+            &f_maker,
+            &f_side,
+            &f_price,
+            &f_qty,
+            &l_symbols,
+            &l_kinds,
+            &l_ids,
+            &l_lots,
+            &origin,
         ];
-        let updates: &[&(dyn ToSql + Sync)] = &[&upd_ids, &upd_added, &upd_status];
-        let fills: &[&(dyn ToSql + Sync)] = &[&f_symbols, &f_taker, &f_maker, &f_side, &f_price, &f_qty];
-        let log: &[&(dyn ToSql + Sync)] = &[&l_symbols, &l_kinds, &l_ids, &l_lots, &origin];
-        // Pipelined: sent together, run in this order by the server. A failed
-        // statement aborts the transaction, and COMMIT then rolls it back.
-        let (_, _, _, heads, ()) = tokio::try_join!(
+        // Pipelined with the COMMIT: one round trip. If the write fails, the
+        // transaction is aborted and COMMIT rolls it back.
+        let (heads, ()) = tokio::try_join!(
             biased;
-            client.execute(&st.ins_orders, orders),
-            client.execute(&st.upd_orders, updates),
-            client.execute(&st.ins_fills, fills),
-            client.query(&st.ins_log, log),
+            client.query(&st.write, params),
             client.batch_execute("COMMIT"),
         )
         .map_err(|e| db_err(&e))?;

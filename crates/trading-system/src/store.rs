@@ -56,15 +56,51 @@ fn log_since_all_sql() -> String {
     )
 }
 
+/// A batch's whole write as one statement (one plan, one execution): new orders in
+/// log order, earlier orders it filled or cancelled, fills, log entries, and the new
+/// log head per symbol, which it returns. Data-modifying CTEs all run, once; the
+/// foreign keys are checked at the end of the statement, when every row is there.
+const WRITE_SQL: &str = "
+WITH new_orders AS (
+    INSERT INTO orders (id, client_id, account, symbol, side, order_type, price, qty, filled, status)
+    SELECT id, client_id, account, symbol, side, order_type, price, qty, filled, status
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])
+         WITH ORDINALITY AS r(id, client_id, account, symbol, side, order_type, price, qty, filled,
+                              status, ord)
+    ORDER BY ord
+    RETURNING 1
+), touched AS (
+    UPDATE orders o SET filled = o.filled + d.added, status = d.status, updated_at = now()
+    FROM unnest($11::bigint[], $12::bigint[], $13::text[]) AS d(id, added, status)
+    WHERE o.id = d.id
+    RETURNING 1
+), new_fills AS (
+    INSERT INTO fills (symbol, taker_order_id, maker_order_id, taker_side, price, qty)
+    SELECT symbol, taker, maker, side, price, qty
+    FROM unnest($14::text[], $15::bigint[], $16::bigint[], $17::text[], $18::bigint[], $19::bigint[])
+         WITH ORDINALITY AS f(symbol, taker, maker, side, price, qty, ord)
+    ORDER BY ord
+    RETURNING 1
+), log AS (
+    INSERT INTO order_log (symbol, kind, order_id, lots, origin)
+    SELECT symbol, kind, order_id, lots, $24
+    FROM unnest($20::text[], $21::text[], $22::bigint[], $23::bigint[])
+         WITH ORDINALITY AS e(symbol, kind, order_id, lots, ord)
+    ORDER BY ord
+    RETURNING symbol, seq
+)
+INSERT INTO log_heads (symbol, seq)
+SELECT symbol, max(seq) FROM log GROUP BY symbol
+ON CONFLICT (symbol) DO UPDATE SET seq = EXCLUDED.seq
+RETURNING symbol, seq";
+
 /// Statements the sequencer prepares once per connection.
 #[derive(Debug)]
 pub struct Stmts {
     pub(crate) lock: Statement,
     pub(crate) log_since: Statement,
-    pub(crate) ins_orders: Statement,
-    pub(crate) upd_orders: Statement,
-    pub(crate) ins_fills: Statement,
-    pub(crate) ins_log: Statement,
+    pub(crate) write: Statement,
 }
 
 /// Prepares the sequencer's statements.
@@ -75,48 +111,7 @@ pub async fn prepare(client: &Client) -> Result<Stmts, tokio_postgres::Error> {
     Ok(Stmts {
         lock: client.prepare(&lock_sql()).await?,
         log_since: client.prepare(&log_since_sql()).await?,
-        ins_orders: client
-            .prepare(
-                "INSERT INTO orders (id, client_id, account, symbol, side, order_type, price, qty, filled, status)
-                 SELECT id, client_id, account, symbol, side, order_type, price, qty, filled, status
-                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                             $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])
-                      WITH ORDINALITY AS r(id, client_id, account, symbol, side, order_type, price, qty,
-                                           filled, status, ord)
-                 ORDER BY ord",
-            )
-            .await?,
-        upd_orders: client
-            .prepare(
-                "UPDATE orders o SET filled = o.filled + d.added, status = d.status, updated_at = now()
-                 FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS d(id, added, status)
-                 WHERE o.id = d.id",
-            )
-            .await?,
-        ins_fills: client
-            .prepare(
-                "INSERT INTO fills (symbol, taker_order_id, maker_order_id, taker_side, price, qty)
-                 SELECT symbol, taker, maker, side, price, qty
-                 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[])
-                      WITH ORDINALITY AS f(symbol, taker, maker, side, price, qty, ord)
-                 ORDER BY ord",
-            )
-            .await?,
-        ins_log: client
-            .prepare(
-                "WITH ins AS (
-                     INSERT INTO order_log (symbol, kind, order_id, lots, origin)
-                     SELECT symbol, kind, order_id, lots, $5
-                     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
-                          WITH ORDINALITY AS e(symbol, kind, order_id, lots, ord)
-                     ORDER BY ord
-                     RETURNING symbol, seq)
-                 INSERT INTO log_heads (symbol, seq)
-                 SELECT symbol, max(seq) FROM ins GROUP BY symbol
-                 ON CONFLICT (symbol) DO UPDATE SET seq = EXCLUDED.seq
-                 RETURNING symbol, seq",
-            )
-            .await?,
+        write: client.prepare(WRITE_SQL).await?,
     })
 }
 
