@@ -157,13 +157,63 @@ def parse_junit(xml_text: str) -> list[TestCase]:
 
 
 def _panic_message(body: str, fallback: str) -> str:
-    """The line after "panicked at file:line:", i.e. the assertion text."""
+    """The line after "panicked at file:line:", i.e. the assertion text; for a
+    proptest failure, its reason and the shrunk minimal failing input."""
     lines = [line.strip() for line in body.splitlines()]
     for i, line in enumerate(lines):
         if "panicked at" in line and i + 1 < len(lines) and lines[i + 1]:
             where = line.split("panicked at", 1)[1].strip().rstrip(":")
+            if lines[i + 1].startswith(_PROPTEST_FAILED):
+                return _proptest_message(lines[i + 1 :], where)
             return f"{lines[i + 1]} (at {where})"
     return fallback.strip() or (lines[0] if lines else "")
+
+
+_PROPTEST_FAILED = "Test failed: "
+_PROPTEST_INPUT = "minimal failing input: "
+# proptest appends the location of the failed prop_assert! to the reason.
+_PROPTEST_REASON = re.compile(r"^(?P<why>.*) at (?P<where>\S+:\d+)\.?$")
+# Where the input ends: proptest's run statistics, a blank line, the backtrace.
+_PROPTEST_INPUT_END = re.compile(
+    r"^(successes|local rejects|global rejects): |^$|^stack backtrace:"
+)
+MAX_INPUT_CHARS = 600
+
+
+def _proptest_message(lines: list[str], where: str) -> str:
+    """`reason (at file:line); minimal failing input: <value>` from proptest's panic
+    text ("Test failed: <reason> at <file:line>.", then "minimal failing input:" and
+    the shrunk value pretty-printed over many lines), the value compacted to one line
+    and cut at MAX_INPUT_CHARS (the whole of it is in the JUnit report)."""
+    start = next((k for k, line in enumerate(lines) if line.startswith(_PROPTEST_INPUT)), None)
+    if start is None:
+        return f"{' '.join(lines[:1])} (at {where})"
+    reason = " ".join(x for x in lines[:start] if x)[len(_PROPTEST_FAILED) :]
+    m = _PROPTEST_REASON.match(reason)
+    if m:
+        reason, where = m["why"], m["where"]
+    value: list[str] = [lines[start][len(_PROPTEST_INPUT) :]]
+    for line in lines[start + 1 :]:
+        if _PROPTEST_INPUT_END.match(line):
+            break
+        value.append(line)
+    shrunk = compact_debug(" ".join(value))
+    if len(shrunk) > MAX_INPUT_CHARS:
+        shrunk = shrunk[:MAX_INPUT_CHARS].rstrip() + " ... (cut; whole input in junit.xml)"
+    return f"{reason} (at {where}); minimal failing input: {shrunk}"
+
+
+_OPEN_SPACE = re.compile(r"([\[(]) +")
+_COMMA_CLOSE = re.compile(r",? +([\])])")
+_COMMA_BRACE = re.compile(r", +}")
+
+
+def compact_debug(text: str) -> str:
+    """Rust's pretty `{:#?}` output joined onto one line, back in the shape of plain
+    `{:?}`: `[ Order { side: Sell, }, ]` becomes `[Order { side: Sell }]`."""
+    text = _OPEN_SPACE.sub(r"\1", text)
+    text = _COMMA_CLOSE.sub(r"\1", text)
+    return _COMMA_BRACE.sub(" }", text)
 
 
 _DOCTEST_FAIL = re.compile(r"^---- (?P<name>.+?) stdout ----$")

@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ci.parsers import (
+    MAX_INPUT_CHARS,
+    compact_debug,
     parse_cargo_messages,
     parse_doctest_output,
     parse_fmt_check,
@@ -55,3 +57,58 @@ def test_doctest_output() -> None:
     failed, passed, failed_n = parse_doctest_output((DATA / "doctest-failed.txt").read_text())
     assert failed == ["src/lib.rs - add (line 3)"]
     assert (passed, failed_n) == (0, 1)
+
+
+def test_junit_proptest_failure_keeps_shrunk_input() -> None:
+    cases = parse_junit((DATA / "nextest-junit-proptest.xml").read_text())
+    by_name = {c.name: c for c in cases}
+    assert by_name["tests::better_priced_buy_trades"].status == "passed"
+    crossed = by_name["tests::book_is_never_crossed"]
+    assert crossed.status == "failed"
+    # The reason, where the prop_assert! failed (not the proptest! macro), and the
+    # shrunk case on one line as plain Debug prints it.
+    assert crossed.message == (
+        "crossed book: best bid 2 >= best ask 2 (at src/lib.rs:112); minimal failing input: "
+        "orders = [Order { side: Sell, price: 2, qty: 1 }, Order { side: Buy, price: 2, qty: 1 }]"
+    )
+    multi = by_name["props::book::fills_follow_price_time_priority"].message
+    assert multi.startswith("assertion failed: `(left == right)` left: `[(1, 95, 1, 0), (2, 95")
+    assert "(at crates/trading-core/src/props/book.rs:163); minimal failing input: ops = [" in multi
+    assert multi.endswith(
+        "ops = [Limit { side: Sell, price: 95, qty: 1 }, Cancel { target: Index(0) }, "
+        "Limit { side: Buy, price: 97, qty: 3 }]"
+    )
+
+
+def test_proptest_input_is_cut_when_long() -> None:
+    ops = "\n".join(["    Limit {", "        qty: 1,", "    },"] * 200)
+    body = (
+        "thread 't' panicked at src/lib.rs:5:1:\nTest failed: boom at src/lib.rs:9.\n"
+        f"minimal failing input: ops = [\n{ops}\n]\n\tsuccesses: 3\n"
+    )
+    xml = (
+        '<testsuites><testsuite name="s"><testcase name="t" classname="c">'
+        f"<failure>{body}</failure></testcase></testsuite></testsuites>"
+    )
+    (case,) = parse_junit(xml)
+    assert case.message.startswith("boom (at src/lib.rs:9); minimal failing input: ops = [Limit")
+    assert case.message.endswith("(cut; whole input in junit.xml)")
+    assert len(case.message) < MAX_INPUT_CHARS + 120
+    assert "successes" not in case.message
+
+
+def test_proptest_abort_and_plain_panics_keep_one_line() -> None:
+    body = "thread 't' panicked at src/lib.rs:5:1:\nTest aborted: Too many global rejects\n"
+    xml = (
+        '<testsuites><testsuite name="s"><testcase name="t" classname="c">'
+        f"<failure>{body}</failure></testcase></testsuite></testsuites>"
+    )
+    (case,) = parse_junit(xml)
+    assert case.message == "Test aborted: Too many global rejects (at src/lib.rs:5:1)"
+
+
+def test_compact_debug_matches_plain_debug_shape() -> None:
+    pretty = "(\n 0,\n Cancel {\n  target: Index(\n   0,\n  ),\n },\n)"
+    joined = " ".join(x.strip() for x in pretty.splitlines())
+    assert compact_debug(joined) == "(0, Cancel { target: Index(0) })"
+    assert compact_debug("[ ]") == "[]"

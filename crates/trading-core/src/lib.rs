@@ -37,9 +37,12 @@ pub use book::{BookError, Depth, LevelView, OrderBook, RestingOrder};
 pub use engine::MatchingEngine;
 pub use hash::{IdBuildHasher, IdHasher};
 pub use position::{Portfolio, Position};
-pub use risk::{OrderIntent, RiskChecker, RiskError, RiskLimits};
+pub use risk::{Exposure, OrderIntent, RiskChecker, RiskError, RiskLimits};
 pub use strategy::{MovingAverageCrossover, Signal};
 pub use types::{notional, Execution, Fill, NewOrder, OrderId, OrderStatus, OrderType, Price, Qty, Side};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod props;

@@ -118,6 +118,62 @@ pub struct OrderIntent {
     pub qty: Qty,
 }
 
+/// What an account holds and has working in one symbol: the filled net position and
+/// the lots of its resting (not yet filled) orders on each side.
+///
+/// Resting orders can fill at any time, through someone else's order, without
+/// another risk check. So the position limit has to hold for the position the
+/// account would have if every open order on the order's side filled:
+/// [`worst_case`](Self::worst_case).
+///
+/// ```
+/// use trading_core::{Exposure, Side};
+/// let e = Exposure { net: 10, open_buy: 30, open_sell: 5 };
+/// assert_eq!(e.worst_case(Side::Buy), 40);
+/// assert_eq!(e.worst_case(Side::Sell), 5);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Exposure {
+    /// Filled net position (positive = long).
+    pub net: i64,
+    /// Lots of open buy orders.
+    pub open_buy: u64,
+    /// Lots of open sell orders.
+    pub open_sell: u64,
+}
+
+impl Exposure {
+    /// Net position if every open order on `side` filled.
+    #[must_use]
+    pub fn worst_case(&self, side: Side) -> i64 {
+        let open = match side {
+            Side::Buy => self.open_buy,
+            Side::Sell => self.open_sell,
+        };
+        let open = i64::try_from(open).unwrap_or(i64::MAX);
+        self.net.saturating_add(side.sign().saturating_mul(open))
+    }
+
+    /// Adds (`delta > 0`) or removes resting lots on `side`.
+    pub fn add_open(&mut self, side: Side, delta: i64) {
+        let slot = match side {
+            Side::Buy => &mut self.open_buy,
+            Side::Sell => &mut self.open_sell,
+        };
+        *slot = slot.saturating_add_signed(delta);
+    }
+
+    /// Applies a fill of `qty` lots on `side` of an order that was resting
+    /// (`was_open`: the lots leave the open count) or incoming.
+    pub fn apply_fill(&mut self, side: Side, qty: Qty, was_open: bool) {
+        let q = i64::try_from(qty.0).unwrap_or(i64::MAX);
+        self.net = self.net.saturating_add(side.sign().saturating_mul(q));
+        if was_open {
+            self.add_open(side, -q);
+        }
+    }
+}
+
 /// Applies [`RiskLimits`] to an order.
 ///
 /// Rules are evaluated in this order and the first violation is returned:
@@ -161,8 +217,36 @@ impl RiskChecker {
         &self.limits
     }
 
+    /// Checks an order against the account's [`Exposure`] in its symbol: the
+    /// position rule applies to [`Exposure::worst_case`] on the order's side, so
+    /// no combination of fills of accepted orders can take the net position past
+    /// [`RiskLimits::max_position`].
+    ///
+    /// ```
+    /// use trading_core::{Exposure, OrderIntent, Price, Qty, RiskChecker, RiskLimits, Side};
+    /// let risk = RiskChecker::new(RiskLimits { max_position: 100, ..RiskLimits::default() });
+    /// let buy = OrderIntent { side: Side::Buy, price: Some(Price(10)), qty: Qty(60) };
+    /// let flat = Exposure::default();
+    /// assert!(risk.check_exposure(&buy, &flat, None).is_ok());
+    /// // A second resting buy of 60 could fill too: 120 > 100.
+    /// let working = Exposure { open_buy: 60, ..flat };
+    /// assert_eq!(risk.check_exposure(&buy, &working, None).unwrap_err().rule(), "max_position");
+    /// ```
+    ///
+    /// # Errors
+    /// The first [`RiskError`] rule the order violates.
+    pub fn check_exposure(
+        &self,
+        order: &OrderIntent,
+        exposure: &Exposure,
+        last_price: Option<Price>,
+    ) -> Result<(), RiskError> {
+        self.check(order, exposure.worst_case(order.side), last_price)
+    }
+
     /// Checks an order given the current net position in its symbol and the
-    /// symbol's last trade price.
+    /// symbol's last trade price. Orders that rest can fill later without a
+    /// check: pass the worst-case position, or use [`check_exposure`](Self::check_exposure).
     ///
     /// # Errors
     /// The first [`RiskError`] rule the order violates.

@@ -436,6 +436,34 @@ fn risk_price_band_at_and_past_limit() {
 }
 
 #[test]
+fn exposure_counts_open_orders_until_they_fill_or_cancel() {
+    let mut e = Exposure::default();
+    e.add_open(Side::Buy, 30);
+    e.add_open(Side::Sell, 10);
+    assert_eq!((e.worst_case(Side::Buy), e.worst_case(Side::Sell)), (30, -10));
+    // A resting buy fills 12: the lots move from open to net; the worst case is unchanged.
+    e.apply_fill(Side::Buy, Qty(12), true);
+    assert_eq!((e.net, e.open_buy, e.worst_case(Side::Buy)), (12, 18, 30));
+    // An incoming sell fills 5: net only.
+    e.apply_fill(Side::Sell, Qty(5), false);
+    assert_eq!((e.net, e.open_sell, e.worst_case(Side::Sell)), (7, 10, -3));
+    e.add_open(Side::Buy, -18);
+    assert_eq!(e.worst_case(Side::Buy), 7);
+    let risk = checker();
+    let buy = intent(Side::Buy, Some(100), 100);
+    let working = Exposure {
+        net: 0,
+        open_buy: 100,
+        open_sell: 0,
+    };
+    assert!(risk.check_exposure(&buy, &Exposure::default(), None).is_ok());
+    assert!(matches!(
+        risk.check_exposure(&buy, &working, None),
+        Err(RiskError::MaxPosition { resulting: 200, .. })
+    ));
+}
+
+#[test]
 fn risk_rules_have_distinct_names_and_messages() {
     let errs = [
         RiskError::MaxOrderQty {
@@ -568,132 +596,4 @@ fn display_impls() {
         "unknown order id 3"
     );
     assert_eq!(notional(Price(-2), Qty(3)), -6);
-}
-
-// ---------------------------------------------------------------- model check
-
-/// Naive reference book: a flat list scanned in priority order.
-#[derive(Default)]
-struct Model {
-    orders: Vec<(u64, Side, i64, u64, u64)>, // id, side, price, qty, seq
-    seq: u64,
-}
-
-impl Model {
-    fn submit(&mut self, id: u64, side: Side, limit: Option<i64>, mut qty: u64) -> Vec<(u64, i64, u64)> {
-        let mut fills = Vec::new();
-        while qty > 0 {
-            let best = self
-                .orders
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| o.1 != side)
-                .filter(|(_, o)| match (side, limit) {
-                    (_, None) => true,
-                    (Side::Buy, Some(l)) => o.2 <= l,
-                    (Side::Sell, Some(l)) => o.2 >= l,
-                })
-                .min_by_key(|(_, o)| (if side == Side::Buy { o.2 } else { -o.2 }, o.4))
-                .map(|(i, _)| i);
-            let Some(i) = best else { break };
-            let take = qty.min(self.orders[i].3);
-            qty -= take;
-            self.orders[i].3 -= take;
-            fills.push((self.orders[i].0, self.orders[i].2, take));
-            if self.orders[i].3 == 0 {
-                self.orders.remove(i);
-            }
-        }
-        if let (Some(p), true) = (limit, qty > 0) {
-            self.seq += 1;
-            self.orders.push((id, side, p, qty, self.seq));
-        }
-        fills
-    }
-
-    fn cancel(&mut self, id: u64) -> bool {
-        let before = self.orders.len();
-        self.orders.retain(|o| o.0 != id);
-        before != self.orders.len()
-    }
-
-    fn replace(&mut self, id: u64, price: i64, qty: u64) -> Option<Vec<(u64, i64, u64)>> {
-        let i = self.orders.iter().position(|o| o.0 == id)?;
-        let o = self.orders[i];
-        if o.2 == price && qty <= o.3 {
-            self.orders[i].3 = qty;
-            return Some(Vec::new());
-        }
-        self.orders.remove(i);
-        Some(self.submit(id, o.1, Some(price), qty))
-    }
-
-    fn depth(&self, side: Side) -> Vec<(i64, u64, u32)> {
-        let mut levels: std::collections::BTreeMap<i64, (u64, u32)> = std::collections::BTreeMap::new();
-        for o in self.orders.iter().filter(|o| o.1 == side) {
-            let e = levels.entry(o.2).or_default();
-            e.0 += o.3;
-            e.1 += 1;
-        }
-        let v: Vec<_> = levels.into_iter().map(|(p, (q, n))| (p, q, n)).collect();
-        if side == Side::Buy {
-            v.into_iter().rev().collect()
-        } else {
-            v
-        }
-    }
-}
-
-#[test]
-fn book_matches_naive_model_on_random_operations() {
-    let mut rng = 0x1234_5678_9abc_def1_u64;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
-    let mut book = OrderBook::new();
-    let mut model = Model::default();
-    let mut fills = Vec::new();
-    for id in 1..=20_000u64 {
-        let r = next();
-        let side = if r & 1 == 0 { Side::Buy } else { Side::Sell };
-        let price = 100 + (r >> 8) as i64 % 10;
-        let qty = 1 + (r >> 16) % 7;
-        fills.clear();
-        match (r >> 24) % 10 {
-            0 => {
-                let target = 1 + (r >> 32) % id;
-                assert_eq!(book.cancel(OrderId(target)).is_ok(), model.cancel(target));
-            }
-            1 => {
-                let target = 1 + (r >> 32) % id;
-                let got = book.replace(OrderId(target), Price(price), Qty(qty), &mut fills);
-                let want = model.replace(target, price, qty);
-                assert_eq!(got.is_ok(), want.is_some());
-                let got: Vec<_> = fills.iter().map(|f| (f.maker.0, f.price.0, f.qty.0)).collect();
-                assert_eq!(got, want.unwrap_or_default());
-            }
-            2 => {
-                book.submit(NewOrder::market(id, side, qty), &mut fills).unwrap();
-                let got: Vec<_> = fills.iter().map(|f| (f.maker.0, f.price.0, f.qty.0)).collect();
-                assert_eq!(got, model.submit(id, side, None, qty));
-            }
-            _ => {
-                book.submit(NewOrder::limit(id, side, price, qty), &mut fills)
-                    .unwrap();
-                let got: Vec<_> = fills.iter().map(|f| (f.maker.0, f.price.0, f.qty.0)).collect();
-                assert_eq!(got, model.submit(id, side, Some(price), qty), "order {id}");
-            }
-        }
-        if id % 97 == 0 {
-            let d = book.depth(usize::MAX);
-            let bids: Vec<_> = d.bids.iter().map(|l| (l.price.0, l.qty.0, l.orders)).collect();
-            let asks: Vec<_> = d.asks.iter().map(|l| (l.price.0, l.qty.0, l.orders)).collect();
-            assert_eq!(bids, model.depth(Side::Buy));
-            assert_eq!(asks, model.depth(Side::Sell));
-            assert_eq!(book.len(), model.orders.len());
-        }
-    }
 }

@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use trading_core::{BookError, NewOrder, OrderId, OrderIntent, OrderStatus, OrderType, Price, Qty, Side};
+use trading_core::{OrderStatus, OrderType, Price, Qty, Side};
 
-use crate::db::{self, FillRow, OrderRow, Write};
+use crate::db::{self, OrderRow};
+use crate::sequencer::{Outcome, Place, Work};
 use crate::AppState;
 
 /// A JSON error response: `{"error": "..."}` (plus `"rule"` for risk rejections).
@@ -127,10 +128,6 @@ fn valid_name(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 /// `POST /orders`.
 pub async fn place_order(State(app): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
     let req: PlaceOrder = serde_json::from_slice(&body).map_err(|e| {
@@ -139,107 +136,53 @@ pub async fn place_order(State(app): State<Arc<AppState>>, body: Bytes) -> Resul
     })?;
     let (side, kind, client_id, account) =
         validate(&req).inspect_err(|_| app.metrics.reject("invalid_request"))?;
-    let qty = Qty(req.qty);
-
-    let mut core = app.core.lock().await;
-    core.ensure_consistent(&app).await?;
-    let position = core.position(&account, &req.symbol);
-    let last = core.engine.last_trade_price(&req.symbol);
-    let intent = OrderIntent {
-        side,
-        price: match kind {
-            OrderType::Limit(p) => Some(p),
-            OrderType::Market => None,
-        },
-        qty,
-    };
-    if let Err(rej) = app.risk.check(&intent, position, last) {
-        drop(core);
-        app.metrics.reject(rej.rule());
-        return Err(ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            message: rej.to_string(),
-            rule: Some(rej.rule()),
-        });
-    }
-    let id = core.next_order_id(&app).await?;
-    let order = NewOrder {
-        id: OrderId(id),
+    let work = Work::Place(Place {
+        symbol: req.symbol,
         side,
         kind,
-        qty,
-    };
-    let mut fills = Vec::new();
-    let exec = core
-        .engine
-        .submit(&req.symbol, order, &mut fills)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let account: Arc<str> = Arc::from(account);
-    let mut fill_rows = Vec::with_capacity(fills.len());
-    for f in &fills {
-        let maker_account = core
-            .order_accounts
-            .get(&f.maker.0)
-            .cloned()
-            .unwrap_or_else(|| Arc::from("default"));
-        core.apply_fill(&account, &req.symbol, f.taker_side, f.price, f.qty);
-        core.apply_fill(
-            &maker_account,
-            &req.symbol,
-            f.taker_side.opposite(),
-            f.price,
-            f.qty,
-        );
-        if f.maker_remaining.is_zero() {
-            core.order_accounts.remove(&f.maker.0);
-        }
-        fill_rows.push(FillRow {
-            taker: to_i64(f.taker.0),
-            maker: to_i64(f.maker.0),
-            taker_side: f.taker_side.as_str(),
-            price: f.price.0,
-            qty: to_i64(f.qty.0),
-            maker_remaining: to_i64(f.maker_remaining.0),
-        });
-    }
-    if exec.status.is_live() {
-        core.order_accounts.insert(id, account.clone());
-    }
-    let row = OrderRow {
-        id: to_i64(id),
+        qty: Qty(req.qty),
         client_id,
-        account: account.to_string(),
-        symbol: req.symbol.clone(),
-        side: side.as_str().to_owned(),
-        order_type: req.order_type.clone(),
-        price: intent.price.map(|p| p.0),
-        qty: to_i64(qty.0),
-        filled: to_i64(exec.filled.0),
-        status: exec.status.as_str().to_owned(),
-    };
-    let fill_views: Vec<FillView> = fill_rows
-        .iter()
-        .map(|f| FillView {
-            maker_order_id: f.maker,
-            price: f.price,
-            qty: f.qty,
-        })
-        .collect();
-    let pending = app.writer.enqueue(Write::Order {
-        order: row.clone(),
-        fills: fill_rows,
+        account,
     });
-    drop(core);
-    app.metrics.orders.fetch_add(1, Ordering::Relaxed);
-    app.metrics.fills.fetch_add(fills.len() as u64, Ordering::Relaxed);
-    pending.wait().await.map_err(|e| {
+    let outcome = app.sequencer.run(work).await.map_err(|e| {
         ApiError::unavailable(format!(
-            "order {id} not accepted: it could not be persisted ({e}); retry later"
+            "order not accepted: it could not be persisted ({e}); retry later"
         ))
     })?;
-    let mut view = OrderView::from_row(row, to_i64(exec.remaining.0));
-    view.fills = Some(fill_views);
-    Ok((StatusCode::CREATED, Json(view)).into_response())
+    match outcome {
+        Outcome::Placed {
+            row,
+            remaining,
+            fills,
+        } => {
+            app.metrics.orders.fetch_add(1, Ordering::Relaxed);
+            app.metrics.fills.fetch_add(fills.len() as u64, Ordering::Relaxed);
+            let mut view = OrderView::from_row(row, remaining);
+            view.fills = Some(
+                fills
+                    .iter()
+                    .map(|f| FillView {
+                        maker_order_id: f.maker,
+                        price: f.price,
+                        qty: f.qty,
+                    })
+                    .collect(),
+            );
+            Ok((StatusCode::CREATED, Json(view)).into_response())
+        }
+        Outcome::Rejected(rej) => {
+            app.metrics.reject(rej.rule());
+            Err(ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: rej.to_string(),
+                rule: Some(rej.rule()),
+            })
+        }
+        Outcome::Cancelled | Outcome::NotOpen => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected outcome for a new order",
+        )),
+    }
 }
 
 type Validated = (Side, OrderType, Option<String>, String);
@@ -293,14 +236,12 @@ pub async fn get_order(
     Path(raw): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&raw)?;
-    let client = app.pg.get().await.map_err(ApiError::unavailable)?;
-    let row = db::get_order(&client, id)
-        .await
-        .map_err(ApiError::unavailable)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("order {id} not found")))?;
-    let live =
-        row.status == OrderStatus::Open.as_str() || row.status == OrderStatus::PartiallyFilled.as_str();
-    let remaining = if live { row.qty - row.filled } else { 0 };
+    let row = find_order(&app, id).await?;
+    let remaining = if is_live(&row.status) {
+        row.qty - row.filled
+    } else {
+        0
+    };
     Ok(Json(OrderView::from_row(row, remaining)))
 }
 
@@ -310,38 +251,35 @@ pub async fn cancel_order(
     Path(raw): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&raw)?;
-    let uid = id.unsigned_abs();
-    let mut core = app.core.lock().await;
-    core.ensure_consistent(&app).await?;
-    match core.engine.cancel(OrderId(uid)) {
-        Ok(_) => {
-            core.order_accounts.remove(&uid);
-            let pending = app.writer.enqueue(Write::Cancel { id });
-            drop(core);
-            pending.wait().await.map_err(ApiError::unavailable)?;
+    let row = find_order(&app, id).await?;
+    if is_live(&row.status) {
+        let work = Work::Cancel {
+            id: id.unsigned_abs(),
+            symbol: row.symbol,
+        };
+        let outcome = app.sequencer.run(work).await.map_err(ApiError::unavailable)?;
+        if matches!(outcome, Outcome::Cancelled) {
+            return Ok(Json(OrderView::from_row(find_order(&app, id).await?, 0)));
         }
-        Err(BookError::UnknownOrder(_)) => {
-            drop(core);
-            let client = app.pg.get().await.map_err(ApiError::unavailable)?;
-            return match db::get_order(&client, id).await.map_err(ApiError::unavailable)? {
-                None => Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("order {id} not found"),
-                )),
-                Some(r) => Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!("order {id} is not open (status {})", r.status),
-                )),
-            };
-        }
-        Err(e) => return Err(ApiError::bad_request(e.to_string())),
     }
+    // Filled or cancelled, possibly by another instance a moment ago.
+    let row = find_order(&app, id).await?;
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        format!("order {id} is not open (status {})", row.status),
+    ))
+}
+
+fn is_live(status: &str) -> bool {
+    status == OrderStatus::Open.as_str() || status == OrderStatus::PartiallyFilled.as_str()
+}
+
+async fn find_order(app: &AppState, id: i64) -> Result<OrderRow, ApiError> {
     let client = app.pg.get().await.map_err(ApiError::unavailable)?;
-    let row = db::get_order(&client, id)
+    db::get_order(&client, id)
         .await
         .map_err(ApiError::unavailable)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("order {id} not found")))?;
-    Ok(Json(OrderView::from_row(row, 0)))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("order {id} not found")))
 }
 
 /// `GET /book/{symbol}` — aggregated levels.
@@ -372,7 +310,7 @@ pub async fn get_book(
             _ => return Err(ApiError::bad_request(format!("unknown query parameter {pair:?}"))),
         }
     }
-    let core = app.core.lock().await;
+    let core = app.caught_up(Some(&symbol)).await?;
     let depth = core.engine.depth(&symbol, levels);
     let last = core.engine.last_trade_price(&symbol).map(|p| p.0);
     drop(core);
@@ -387,8 +325,8 @@ pub async fn get_book(
 }
 
 /// `GET /positions` — per account and symbol, marked at the last trade price.
-pub async fn get_positions(State(app): State<Arc<AppState>>) -> Response {
-    let core = app.core.lock().await;
+pub async fn get_positions(State(app): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let core = app.caught_up(None).await?;
     let mut out = Vec::new();
     for (account, pf) in &core.accounts {
         for (symbol, p) in pf.iter() {
@@ -408,7 +346,7 @@ pub async fn get_positions(State(app): State<Arc<AppState>>) -> Response {
     out.sort_by(|a, b| {
         (a["account"].as_str(), a["symbol"].as_str()).cmp(&(b["account"].as_str(), b["symbol"].as_str()))
     });
-    Json(json!({ "positions": out })).into_response()
+    Ok(Json(json!({ "positions": out })).into_response())
 }
 
 fn clamp_i128(v: i128) -> i64 {

@@ -1,15 +1,17 @@
-//! Postgres access: connections, migrations, persistence writer and restore.
+//! Postgres access: connections, migrations, row types and the read queries.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, RwLock};
-use tokio_postgres::{Client, NoTls, Statement};
-use tracing::{error, info, warn};
+use tokio::sync::RwLock;
+use tokio_postgres::{Client, GenericClient, NoTls};
+use tracing::{info, warn};
 
 /// Embedded, ordered schema migrations: (version, name, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "order_log", include_str!("../migrations/0002_order_log.sql")),
+];
 
 /// Advisory lock key serialising migrations across instances ("tsmigr" in ASCII).
 pub const MIGRATION_LOCK_KEY: i64 = 0x7473_6d69_6772;
@@ -168,242 +170,6 @@ pub struct FillRow {
     pub maker_remaining: i64,
 }
 
-/// One unit of work for the writer.
-#[derive(Debug)]
-pub enum Write {
-    /// A new order and the fills it produced.
-    Order {
-        /// The order.
-        order: OrderRow,
-        /// Its fills.
-        fills: Vec<FillRow>,
-    },
-    /// A user cancel.
-    Cancel {
-        /// Order id.
-        id: i64,
-    },
-    /// No-op; acknowledged once every earlier write has been processed.
-    Barrier,
-}
-
-struct Job {
-    write: Write,
-    reply: oneshot::Sender<Result<(), String>>,
-}
-
-/// Handle used by request handlers to queue writes in engine order.
-#[derive(Debug, Clone)]
-pub struct Writer {
-    tx: mpsc::Sender<Job>,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.write.fmt(f)
-    }
-}
-
-/// A pending write; await [`Pending::wait`] for its durable completion.
-#[derive(Debug)]
-pub struct Pending(Result<oneshot::Receiver<Result<(), String>>, String>);
-
-impl Pending {
-    /// Waits until the write is committed (and published to Redis).
-    ///
-    /// # Errors
-    /// The persistence error, as text.
-    pub async fn wait(self) -> Result<(), String> {
-        match self.0 {
-            Ok(rx) => rx
-                .await
-                .unwrap_or_else(|_| Err("persistence writer stopped".to_owned())),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-impl Writer {
-    /// Queues a write without waiting. Call while holding the engine lock so that
-    /// writes reach the database in engine order.
-    #[must_use]
-    pub fn enqueue(&self, write: Write) -> Pending {
-        let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Job { write, reply }) {
-            Ok(()) => Pending(Ok(rx)),
-            Err(mpsc::error::TrySendError::Full(_)) => Pending(Err("persistence queue is full".to_owned())),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                Pending(Err("persistence writer stopped".to_owned()))
-            }
-        }
-    }
-}
-
-/// Starts the single writer task. It drains the queue in batches, writing each
-/// batch in one transaction (group commit), then publishes fills and last
-/// prices to Redis, then acknowledges the batch.
-///
-/// When a batch cannot be committed, `stale` is set: the in-memory books then
-/// contain matches that Postgres does not, and must be rebuilt from Postgres.
-#[must_use]
-pub fn spawn_writer(
-    url: String,
-    client: Client,
-    redis: Option<crate::redis_pub::RedisPub>,
-    stale: Arc<AtomicBool>,
-) -> Writer {
-    let (tx, mut rx) = mpsc::channel::<Job>(65_536);
-    tokio::spawn(async move {
-        let mut client = Some(client);
-        let mut stmts: Option<Stmts> = None;
-        let mut batch: Vec<Job> = Vec::with_capacity(256);
-        while let Some(first) = rx.recv().await {
-            batch.push(first);
-            while batch.len() < 256 {
-                match rx.try_recv() {
-                    Ok(j) => batch.push(j),
-                    Err(_) => break,
-                }
-            }
-            let mut result = Err(String::new());
-            for attempt in 0..3 {
-                if client.as_ref().is_none_or(Client::is_closed) {
-                    match connect(&url).await {
-                        Ok(c) => {
-                            client = Some(c);
-                            stmts = None;
-                        }
-                        Err(e) => {
-                            result = Err(e);
-                            tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
-                            continue;
-                        }
-                    }
-                }
-                let Some(c) = client.as_mut() else { continue };
-                result = write_batch(c, &mut stmts, &batch).await;
-                match &result {
-                    Ok(()) => break,
-                    Err(e) => {
-                        error!(error = %e, attempt, "persisting batch failed");
-                        if !c.is_closed() {
-                            // A data error will not fix itself by retrying.
-                            break;
-                        }
-                    }
-                }
-            }
-            if result.is_err() {
-                stale.store(true, Ordering::SeqCst);
-            } else {
-                if let Some(r) = &redis {
-                    r.publish(&batch_writes(&batch)).await;
-                }
-            }
-            for job in batch.drain(..) {
-                let _ = job.reply.send(result.clone());
-            }
-        }
-    });
-    Writer { tx }
-}
-
-fn batch_writes(batch: &[Job]) -> Vec<&Write> {
-    batch.iter().map(|j| &j.write).collect()
-}
-
-/// Statements the writer prepares once per connection.
-struct Stmts {
-    ins_order: Statement,
-    ins_fill: Statement,
-    upd_maker: Statement,
-    cancel: Statement,
-}
-
-async fn prepare(client: &Client) -> Result<Stmts, tokio_postgres::Error> {
-    Ok(Stmts {
-        ins_order: client
-            .prepare(
-                "INSERT INTO orders (id, client_id, account, symbol, side, order_type, price, qty, filled, status)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .await?,
-        ins_fill: client
-            .prepare(
-                "INSERT INTO fills (symbol, taker_order_id, maker_order_id, taker_side, price, qty)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .await?,
-        upd_maker: client
-            .prepare(
-                "UPDATE orders SET filled = filled + $2,
-                    status = CASE WHEN $3::BIGINT = 0 THEN 'filled' ELSE 'partially_filled' END,
-                    updated_at = now()
-                 WHERE id = $1",
-            )
-            .await?,
-        cancel: client
-            .prepare("UPDATE orders SET status = 'cancelled', updated_at = now() WHERE id = $1")
-            .await?,
-    })
-}
-
-async fn write_batch(client: &mut Client, stmts: &mut Option<Stmts>, batch: &[Job]) -> Result<(), String> {
-    let map = |e: tokio_postgres::Error| format!("database error: {e}");
-    if stmts.is_none() {
-        *stmts = Some(prepare(client).await.map_err(map)?);
-    }
-    let Some(Stmts {
-        ins_order,
-        ins_fill,
-        upd_maker,
-        cancel,
-    }) = stmts.as_ref()
-    else {
-        return Err("statements not prepared".to_owned());
-    };
-    let tx = client.transaction().await.map_err(map)?;
-    for job in batch {
-        match &job.write {
-            Write::Order { order: o, fills } => {
-                tx.execute(
-                    ins_order,
-                    &[
-                        &o.id,
-                        &o.client_id,
-                        &o.account,
-                        &o.symbol,
-                        &o.side,
-                        &o.order_type,
-                        &o.price,
-                        &o.qty,
-                        &o.filled,
-                        &o.status,
-                    ],
-                )
-                .await
-                .map_err(map)?;
-                for f in fills {
-                    tx.execute(
-                        ins_fill,
-                        &[&o.symbol, &f.taker, &f.maker, &f.taker_side, &f.price, &f.qty],
-                    )
-                    .await
-                    .map_err(map)?;
-                    tx.execute(upd_maker, &[&f.maker, &f.qty, &f.maker_remaining])
-                        .await
-                        .map_err(map)?;
-                }
-            }
-            Write::Cancel { id } => {
-                tx.execute(cancel, &[id]).await.map_err(map)?;
-            }
-            Write::Barrier => {}
-        }
-    }
-    tx.commit().await.map_err(map)
-}
-
 /// Reads one order by id.
 ///
 /// # Errors
@@ -441,7 +207,7 @@ fn order_row(r: &tokio_postgres::Row) -> OrderRow {
 ///
 /// # Errors
 /// Database errors, as text.
-pub async fn next_id_block(client: &Client) -> Result<i64, String> {
+pub async fn next_id_block(client: &impl GenericClient) -> Result<i64, String> {
     let row = client
         .query_one("SELECT nextval('order_id_blocks')", &[])
         .await
@@ -453,7 +219,7 @@ pub async fn next_id_block(client: &Client) -> Result<i64, String> {
 ///
 /// # Errors
 /// Database errors, as text.
-pub async fn open_orders(client: &Client) -> Result<Vec<OrderRow>, String> {
+pub async fn open_orders(client: &impl GenericClient) -> Result<Vec<OrderRow>, String> {
     let rows = client
         .query(
             "SELECT id, client_id, account, symbol, side, order_type, price, qty, filled, status
@@ -486,7 +252,7 @@ pub struct HistFill {
 ///
 /// # Errors
 /// Database errors, as text.
-pub async fn all_fills(client: &Client) -> Result<Vec<HistFill>, String> {
+pub async fn all_fills(client: &impl GenericClient) -> Result<Vec<HistFill>, String> {
     let rows = client
         .query(
             "SELECT f.symbol, f.taker_side, f.price, f.qty, t.account, m.account

@@ -18,13 +18,18 @@
 //!
 //! Errors are always JSON: `{"error": "..."}`.
 //!
-//! ## Consistency
-//! Matching happens in memory under one lock; the resulting writes are queued, in
-//! engine order, to a single writer task that group-commits them to Postgres and
-//! then publishes to Redis. A request is answered only after its write
-//! committed. On start-up, migrations are applied under an advisory lock, then
-//! open orders are re-inserted into the books in their original priority and
-//! positions are rebuilt from the fills table.
+//! ## Consistency (one market across instances)
+//! Several instances (blue and green) share one Postgres and serve one market.
+//! Every change to a book is an entry of one ordered log in Postgres
+//! (`order_log`). The [`sequencer`] of each instance takes queued requests as a
+//! batch and, in one transaction, locks the batch's symbols (advisory locks),
+//! applies the entries other instances appended since it last looked, risk-checks
+//! and matches each request, appends its orders, fills and log entries, and commits;
+//! then it publishes the fills to Redis and answers. A request is answered only
+//! after its write committed. Reads of books and positions first apply the entries
+//! they have not seen. On start-up (and after a failed write), the [`market`] is
+//! built from one consistent Postgres snapshot: open orders in their original
+//! priority, positions from the fills, and the log position per symbol.
 //!
 //! ## Configuration and fault injection
 //! Environment only: see [`config`]. Fault injection for deployment tests
@@ -32,134 +37,100 @@
 //! documented in [`fault`]; it is off unless set.
 
 pub mod api;
+pub mod batch;
 pub mod config;
 pub mod db;
 pub mod fault;
+pub mod market;
 pub mod metrics;
 pub mod redis_pub;
+pub mod sequencer;
+pub mod store;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 use tracing::{info, warn};
-use trading_core::{MatchingEngine, NewOrder, OrderId, OrderType, Portfolio, Price, Qty, RiskChecker, Side};
+use trading_core::RiskChecker;
 
 pub use config::{Config, ConfigError};
 
 use crate::api::ApiError;
-use crate::db::{Pg, Writer};
+use crate::db::Pg;
 use crate::fault::Faults;
+use crate::market::Core;
 use crate::metrics::Metrics;
 use crate::redis_pub::RedisPub;
-
-/// Mutable in-memory state, guarded by one async mutex.
-#[derive(Debug, Default)]
-pub struct Core {
-    /// Books.
-    pub engine: MatchingEngine,
-    /// Positions per account.
-    pub accounts: HashMap<String, Portfolio>,
-    /// Account of each resting order.
-    pub order_accounts: HashMap<u64, Arc<str>>,
-    next_id: u64,
-    id_end: u64,
-}
-
-impl Core {
-    /// Net position of `account` in `symbol`.
-    #[must_use]
-    pub fn position(&self, account: &str, symbol: &str) -> i64 {
-        self.accounts.get(account).map_or(0, |p| p.net(symbol))
-    }
-
-    fn apply_fill(&mut self, account: &str, symbol: &str, side: Side, price: Price, qty: Qty) {
-        if let Some(p) = self.accounts.get_mut(account) {
-            p.apply_fill(symbol, side, price, qty);
-        } else {
-            let mut p = Portfolio::default();
-            p.apply_fill(symbol, side, price, qty);
-            self.accounts.insert(account.to_owned(), p);
-        }
-    }
-
-    /// If a persistence failure left the books ahead of Postgres, waits for the
-    /// writer to drain and rebuilds books and positions from Postgres (the system
-    /// of record). Call with the core lock held.
-    ///
-    /// # Errors
-    /// 503 while Postgres is unavailable.
-    pub async fn ensure_consistent(&mut self, app: &AppState) -> Result<(), ApiError> {
-        if !app.stale.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let unavailable = |e: String| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e);
-        let _ = app.writer.enqueue(db::Write::Barrier).wait().await;
-        app.stale.store(false, Ordering::SeqCst);
-        let client = app.pg.get().await.map_err(|e| {
-            app.stale.store(true, Ordering::SeqCst);
-            unavailable(e)
-        })?;
-        let mut fresh = Core::default();
-        if let Err(e) = restore(&client, &mut fresh).await {
-            app.stale.store(true, Ordering::SeqCst);
-            return Err(unavailable(e));
-        }
-        fresh.next_id = self.next_id;
-        fresh.id_end = self.id_end;
-        *self = fresh;
-        warn!("in-memory state rebuilt from postgres after a persistence failure");
-        Ok(())
-    }
-
-    async fn next_order_id(&mut self, app: &AppState) -> Result<u64, ApiError> {
-        if self.next_id >= self.id_end {
-            let client = app
-                .pg
-                .get()
-                .await
-                .map_err(|e| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e))?;
-            let start = db::next_id_block(&client)
-                .await
-                .map_err(|e| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e))?;
-            let start = start.unsigned_abs();
-            self.next_id = start;
-            self.id_end = start + 1000;
-        }
-        let id = self.next_id;
-        self.next_id += 1;
-        Ok(id)
-    }
-}
+use crate::sequencer::Sequencer;
 
 /// Shared application state.
 #[derive(Debug)]
 pub struct AppState {
-    /// In-memory books and positions.
-    pub core: Mutex<Core>,
+    /// This instance's market (books, positions, open exposure).
+    pub core: Arc<Mutex<Core>>,
     /// Read-side Postgres client.
     pub pg: Pg,
+    /// Postgres URL (rebuilds).
+    url: String,
     /// Redis publisher.
     pub redis: RedisPub,
-    /// Persistence queue.
-    pub writer: Writer,
+    /// The only writer of the market.
+    pub sequencer: Sequencer,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
-    /// Risk limits.
-    pub risk: RiskChecker,
-    /// Set when a write failed after matching: the books must be rebuilt from
-    /// Postgres before the next order is accepted.
+    /// Set when the market may differ from Postgres: it is rebuilt before next use.
     pub stale: Arc<AtomicBool>,
     /// Fault injection.
     pub faults: Arc<Faults>,
+}
+
+impl AppState {
+    /// The market, after applying every log entry other instances committed for
+    /// `symbol` (`None`: for every symbol), so a read here sees every order
+    /// accepted anywhere before it started.
+    ///
+    /// # Errors
+    /// 503 while Postgres is unavailable.
+    pub async fn caught_up(&self, symbol: Option<&str>) -> Result<MutexGuard<'_, Core>, ApiError> {
+        let unavailable = |e: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e);
+        let (symbols, after) = {
+            let core = self.core.lock().await;
+            match symbol {
+                Some(s) => (vec![s.to_owned()], vec![core.applied(s)]),
+                None => core.applied_all(),
+            }
+        };
+        let client = self.pg.get().await.map_err(unavailable)?;
+        let entries = store::read_since(&client, &symbols, &after, symbol.is_none())
+            .await
+            .map_err(unavailable)?;
+        let mut core = self.core.lock().await;
+        store::rebuild_if_stale(&mut core, &self.url, &self.stale, &self.metrics)
+            .await
+            .map_err(unavailable)?;
+        match core.replay(&entries) {
+            Ok(n) => {
+                self.metrics.replayed.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                warn!(error = %e, "replaying the order log diverged; rebuilding from postgres");
+                self.stale.store(true, Ordering::SeqCst);
+                store::rebuild_if_stale(&mut core, &self.url, &self.stale, &self.metrics)
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        Ok(core)
+    }
 }
 
 /// Builds the router (API routes get fault injection; everything gets metrics).
@@ -201,7 +172,7 @@ where
 }
 
 /// Connects to Postgres and Redis (retrying for up to 30 s), applies
-/// migrations and rebuilds in-memory state.
+/// migrations and builds the market from Postgres.
 ///
 /// # Errors
 /// A one-line description of what failed.
@@ -229,71 +200,40 @@ pub async fn build_state(config: &Config) -> Result<Arc<AppState>, String> {
     .await?;
     let redis = RedisPub::new(conn);
 
-    let mut core = Core::default();
-    restore(&read, &mut core).await?;
+    let core = Arc::new(Mutex::new(store::snapshot(&url).await?));
     let stale = Arc::new(AtomicBool::new(false));
-    let writer = db::spawn_writer(url.clone(), write, Some(redis.clone()), stale.clone());
+    let metrics = Arc::new(Metrics::default());
+    let sequencer = sequencer::spawn(
+        sequencer::Context {
+            url: url.clone(),
+            core: core.clone(),
+            redis: Some(redis.clone()),
+            risk: RiskChecker::new(config.risk),
+            stale: stale.clone(),
+            origin: origin(config),
+            metrics: metrics.clone(),
+        },
+        write,
+    );
     Ok(Arc::new(AppState {
-        core: Mutex::new(core),
-        pg: Pg::new(url, read),
+        core,
+        pg: Pg::new(url.clone(), read),
+        url,
         redis,
-        writer,
-        metrics: Arc::new(Metrics::default()),
-        risk: RiskChecker::new(config.risk),
+        sequencer,
+        metrics,
         stale,
         faults: Arc::new(Faults::new(config.fault)),
     }))
 }
 
-fn parse_side(s: &str) -> Side {
-    if s == "sell" {
-        Side::Sell
-    } else {
-        Side::Buy
-    }
-}
-
-async fn restore(client: &tokio_postgres::Client, core: &mut Core) -> Result<(), String> {
-    let fills = db::all_fills(client).await?;
-    for f in &fills {
-        let side = parse_side(&f.taker_side);
-        let (price, qty) = (Price(f.price), Qty(f.qty.unsigned_abs()));
-        core.apply_fill(&f.taker_account, &f.symbol, side, price, qty);
-        core.apply_fill(&f.maker_account, &f.symbol, side.opposite(), price, qty);
-        core.engine.set_last_trade_price(&f.symbol, Some(price));
-    }
-    let open = db::open_orders(client).await?;
-    let mut restored = 0usize;
-    for o in open {
-        let Some(price) = o.price else { continue };
-        let remaining = o.qty - o.filled;
-        if remaining <= 0 {
-            continue;
-        }
-        let order = NewOrder {
-            id: OrderId(o.id.unsigned_abs()),
-            side: parse_side(&o.side),
-            kind: OrderType::Limit(Price(price)),
-            qty: Qty(remaining.unsigned_abs()),
-        };
-        match core
-            .engine
-            .restore(&o.symbol, order, Qty(o.filled.unsigned_abs()))
-        {
-            Ok(()) => {
-                core.order_accounts
-                    .insert(o.id.unsigned_abs(), Arc::from(o.account.as_str()));
-                restored += 1;
-            }
-            Err(e) => warn!(order = o.id, error = %e, "skipping open order on restore"),
-        }
-    }
-    info!(
-        fills = fills.len(),
-        open_orders = restored,
-        "state restored from postgres"
-    );
-    Ok(())
+/// A name for this running instance in the order log: listen address, process id
+/// and start time.
+fn origin(config: &Config) -> String {
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{}/{}/{started}", config.bind_addr, std::process::id())
 }
 
 /// A running server (used by `main` and by in-process integration tests).

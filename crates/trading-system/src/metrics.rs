@@ -31,6 +31,10 @@ pub struct Metrics {
     pub orders: AtomicU64,
     /// Fills produced.
     pub fills: AtomicU64,
+    /// Order log entries written by other instances and applied here.
+    pub replayed: AtomicU64,
+    /// Times the market was rebuilt from Postgres (failed write, diverging replay).
+    pub rebuilds: AtomicU64,
     rejected: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -97,10 +101,27 @@ impl Metrics {
                 let _ = writeln!(out, "http_request_duration_seconds_count{{{labels}}} {}", h.count);
             }
         }
-        out.push_str("# HELP orders_total Orders accepted.\n# TYPE orders_total counter\n");
-        let _ = writeln!(out, "orders_total {}", self.orders.load(Ordering::Relaxed));
-        out.push_str("# HELP fills_total Fills (executions) produced.\n# TYPE fills_total counter\n");
-        let _ = writeln!(out, "fills_total {}", self.fills.load(Ordering::Relaxed));
+        let counters = [
+            ("orders_total", "Orders accepted.", &self.orders),
+            ("fills_total", "Fills (executions) produced.", &self.fills),
+            (
+                "order_log_replayed_total",
+                "Order log entries of other instances applied here.",
+                &self.replayed,
+            ),
+            (
+                "market_rebuilds_total",
+                "Rebuilds of the in-memory market from Postgres.",
+                &self.rebuilds,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                value.load(Ordering::Relaxed)
+            );
+        }
         out.push_str(
             "# HELP orders_rejected_total Orders rejected, by rule.\n# TYPE orders_rejected_total counter\n",
         );
@@ -158,6 +179,8 @@ mod tests {
         assert!(text.contains("http_request_duration_seconds_count{route=\"/orders\",method=\"POST\"} 2"));
         assert!(text.contains("orders_total 2"));
         assert!(text.contains("fills_total 0"));
+        assert!(text.contains("order_log_replayed_total 0\n"));
+        assert!(text.contains("# TYPE market_rebuilds_total counter\nmarket_rebuilds_total 0\n"));
         assert!(text.contains("orders_rejected_total{rule=\"max_order_qty\"} 1"));
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use tracing::warn;
 
-use crate::db::Write;
+use crate::db::FillRow;
 
 /// Redis stream receiving one entry per fill.
 pub const FILLS_STREAM: &str = "fills";
@@ -29,43 +29,38 @@ impl RedisPub {
         RedisPub { conn }
     }
 
-    /// Publishes everything in a committed batch in one pipelined round trip.
-    /// Failures are logged, never propagated: Postgres is the system of record.
-    pub async fn publish(&self, writes: &[&Write]) {
-        let mut pipe = redis::pipe();
-        let mut any = false;
-        for w in writes {
-            if let Write::Order { order, fills } = w {
-                for f in fills {
-                    pipe.cmd("XADD")
-                        .arg(FILLS_STREAM)
-                        .arg("MAXLEN")
-                        .arg("~")
-                        .arg(100_000)
-                        .arg("*")
-                        .arg("symbol")
-                        .arg(&order.symbol)
-                        .arg("price")
-                        .arg(f.price)
-                        .arg("qty")
-                        .arg(f.qty)
-                        .arg("taker_order_id")
-                        .arg(f.taker)
-                        .arg("maker_order_id")
-                        .arg(f.maker)
-                        .arg("taker_side")
-                        .arg(f.taker_side)
-                        .ignore();
-                    pipe.cmd("SET")
-                        .arg(format!("last_price:{}", order.symbol))
-                        .arg(f.price)
-                        .ignore();
-                    any = true;
-                }
-            }
-        }
-        if !any {
+    /// Publishes the fills of a committed batch (with their symbols) in one
+    /// pipelined round trip. Failures are logged, never propagated: Postgres is the
+    /// system of record.
+    pub async fn publish(&self, fills: &[(String, FillRow)]) {
+        if fills.is_empty() {
             return;
+        }
+        let mut pipe = redis::pipe();
+        for (symbol, f) in fills {
+            pipe.cmd("XADD")
+                .arg(FILLS_STREAM)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(100_000)
+                .arg("*")
+                .arg("symbol")
+                .arg(symbol)
+                .arg("price")
+                .arg(f.price)
+                .arg("qty")
+                .arg(f.qty)
+                .arg("taker_order_id")
+                .arg(f.taker)
+                .arg("maker_order_id")
+                .arg(f.maker)
+                .arg("taker_side")
+                .arg(f.taker_side)
+                .ignore();
+            pipe.cmd("SET")
+                .arg(format!("last_price:{symbol}"))
+                .arg(f.price)
+                .ignore();
         }
         let mut conn = self.conn.clone();
         match tokio::time::timeout(Duration::from_millis(500), pipe.query_async::<()>(&mut conn)).await {

@@ -4,107 +4,14 @@
 //! Every test uses its own random symbols, so tests can share one database and
 //! run in parallel (threads or nextest processes).
 
+mod common;
+
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use common::{http, http_raw, pg, post_order, redis_conn, start, unique, urls};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use trading_system::{Config, Server};
-
-fn urls() -> (String, String) {
-    let get = |k: &str| match std::env::var(k) {
-        Ok(v) if !v.trim().is_empty() => v,
-        _ => panic!(
-            "{k} is not set: these integration tests need a real Postgres and Redis. \
-             Set DATABASE_URL (postgres://...) and REDIS_URL (redis://...)."
-        ),
-    };
-    (get("DATABASE_URL"), get("REDIS_URL"))
-}
-
-fn config(extra: &[(&str, &str)]) -> Config {
-    let (db, redis) = urls();
-    let mut vars: Vec<(String, String)> = vec![
-        ("DATABASE_URL".into(), db),
-        ("REDIS_URL".into(), redis),
-        ("BIND_ADDR".into(), "127.0.0.1:0".into()),
-    ];
-    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).expect("valid config")
-}
-
-async fn start(extra: &[(&str, &str)]) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Server::start(&config(extra), listener)
-        .await
-        .expect("server starts")
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}{}x{}", std::process::id(), nanos % 1_000_000_000_000)
-}
-
-/// Minimal HTTP/1.1 client (one request per connection).
-async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-    let (status, text) = http_raw(addr, method, path, body).await;
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, value)
-}
-
-async fn http_raw(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").expect("http response");
-    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        dechunk(rest)
-    } else {
-        rest.to_owned()
-    };
-    (status, body)
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
-    }
-    out
-}
-
-async fn post_order(addr: SocketAddr, order: Value) -> (u16, Value) {
-    http(addr, "POST", "/orders", Some(&order.to_string())).await
-}
-
-async fn pg() -> tokio_postgres::Client {
-    let (db, _) = urls();
-    trading_system::db::connect(&db).await.expect("postgres")
-}
-
-async fn redis_conn() -> redis::aio::MultiplexedConnection {
-    let (_, url) = urls();
-    redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis")
-}
+use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_matches_fills_persist_and_last_price_in_redis() {

@@ -1,0 +1,340 @@
+//! The sequencer: the one task per instance that changes the market.
+//!
+//! Requests queue [`Work`]; the task takes what is queued (up to 256 items) as one
+//! batch and, in one Postgres transaction: locks the batch's symbols, applies the
+//! log entries other instances appended since this one last looked, risk-checks and
+//! matches each item in order, appends its orders, fills and log entries, commits
+//! (one fsync for the whole batch), then publishes the fills to Redis and answers.
+//! The market's lock is held for the whole batch, so readers of this instance never
+//! see matches that might still roll back.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio_postgres::Client;
+use tracing::error;
+use trading_core::{OrderIntent, OrderType, Qty, RiskChecker, RiskError, Side};
+
+use crate::batch::Batch;
+use crate::db::{self, FillRow, OrderRow};
+use crate::market::{Core, OrderCommand};
+use crate::metrics::Metrics;
+use crate::redis_pub::RedisPub;
+use crate::store::{self, Stmts};
+
+/// A validated order to place.
+#[derive(Debug, Clone)]
+pub struct Place {
+    /// Symbol.
+    pub symbol: String,
+    /// Side.
+    pub side: Side,
+    /// Limit or market.
+    pub kind: OrderType,
+    /// Lots.
+    pub qty: Qty,
+    /// Client order id.
+    pub client_id: Option<String>,
+    /// Owner.
+    pub account: String,
+}
+
+/// One item for the sequencer.
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// Place an order.
+    Place(Place),
+    /// Cancel a resting order of `symbol`.
+    Cancel {
+        /// Order id.
+        id: u64,
+        /// Its symbol (from its row).
+        symbol: String,
+    },
+}
+
+impl Work {
+    fn symbol(&self) -> &str {
+        match self {
+            Work::Place(p) => &p.symbol,
+            Work::Cancel { symbol, .. } => symbol,
+        }
+    }
+}
+
+/// What became of a [`Work`] item once its batch committed.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Accepted: the order as of its own execution, and its fills.
+    Placed {
+        /// The order row.
+        row: OrderRow,
+        /// Lots left resting.
+        remaining: i64,
+        /// Its fills, in execution order.
+        fills: Vec<FillRow>,
+    },
+    /// Refused by the risk checks (nothing written).
+    Rejected(RiskError),
+    /// Cancelled.
+    Cancelled,
+    /// Not resting (filled or cancelled meanwhile).
+    NotOpen,
+}
+
+struct Job {
+    work: Work,
+    /// The order id, once given (kept across a retry so a batch whose commit was
+    /// in fact applied can never be placed twice: the second insert conflicts).
+    id: Option<u64>,
+    reply: oneshot::Sender<Result<Outcome, String>>,
+}
+
+/// Handle to queue work.
+#[derive(Debug, Clone)]
+pub struct Sequencer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.work.fmt(f)
+    }
+}
+
+impl Sequencer {
+    /// Queues `work` and waits until its batch committed.
+    ///
+    /// # Errors
+    /// Queue full, or the batch could not be committed (nothing of it happened).
+    pub async fn run(&self, work: Work) -> Result<Outcome, String> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            work,
+            id: None,
+            reply,
+        };
+        self.tx.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => "order queue is full".to_owned(),
+            mpsc::error::TrySendError::Closed(_) => "sequencer stopped".to_owned(),
+        })?;
+        rx.await.unwrap_or_else(|_| Err("sequencer stopped".to_owned()))
+    }
+}
+
+/// What the sequencer task needs.
+#[derive(Debug)]
+pub struct Context {
+    /// Postgres URL (reconnects, rebuilds).
+    pub url: String,
+    /// The market, shared with the readers.
+    pub core: Arc<Mutex<Core>>,
+    /// Publisher of committed fills.
+    pub redis: Option<RedisPub>,
+    /// Pre-trade limits.
+    pub risk: RiskChecker,
+    /// Set when the market may differ from Postgres.
+    pub stale: Arc<AtomicBool>,
+    /// This instance's name in the log.
+    pub origin: String,
+    /// Counters (replayed entries, rebuilds).
+    pub metrics: Arc<Metrics>,
+}
+
+/// Starts the sequencer task on its own connection.
+#[must_use]
+pub fn spawn(ctx: Context, client: Client) -> Sequencer {
+    let (tx, mut rx) = mpsc::channel::<Job>(65_536);
+    tokio::spawn(async move {
+        let mut conn = Conn {
+            client: Some(client),
+            stmts: None,
+        };
+        let mut batch: Vec<Job> = Vec::with_capacity(256);
+        while let Some(first) = rx.recv().await {
+            batch.push(first);
+            while batch.len() < 256 {
+                match rx.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            let result = run_batch(&ctx, &mut conn, &mut batch).await;
+            for (i, job) in batch.drain(..).enumerate() {
+                let r = match &result {
+                    Ok(outcomes) => Ok(outcomes[i].clone()),
+                    Err(e) => Err(e.clone()),
+                };
+                let _ = job.reply.send(r);
+            }
+        }
+    });
+    Sequencer { tx }
+}
+
+struct Conn {
+    client: Option<Client>,
+    stmts: Option<Stmts>,
+}
+
+impl Conn {
+    async fn ready(&mut self, url: &str) -> Result<(&mut Client, &Stmts), String> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(db::connect(url).await?);
+            self.stmts = None;
+        }
+        let client = self.client.as_mut().ok_or("no connection")?;
+        if self.stmts.is_none() {
+            self.stmts = Some(
+                store::prepare(client)
+                    .await
+                    .map_err(|e| format!("database error: {e}"))?,
+            );
+        }
+        Ok((client, self.stmts.as_ref().ok_or("no statements")?))
+    }
+}
+
+/// Runs one batch, retrying once on a new connection when the old one broke.
+async fn run_batch(ctx: &Context, conn: &mut Conn, jobs: &mut [Job]) -> Result<Vec<Outcome>, String> {
+    let mut core = ctx.core.lock().await;
+    let mut last = String::new();
+    for attempt in 0..2u64 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if let Err(e) = store::rebuild_if_stale(&mut core, &ctx.url, &ctx.stale, &ctx.metrics).await {
+            last = e;
+            continue;
+        }
+        let (client, stmts) = match conn.ready(&ctx.url).await {
+            Ok(c) => c,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        match sequence(ctx, &mut core, client, stmts, jobs).await {
+            Ok((outcomes, batch)) => {
+                drop(core);
+                if let Some(r) = &ctx.redis {
+                    r.publish(&batch.fills).await;
+                }
+                return Ok(outcomes);
+            }
+            Err(Failed { error, retry }) => {
+                // The market applied some of the batch; Postgres has none of it.
+                store::rollback(client).await;
+                ctx.stale.store(true, Ordering::SeqCst);
+                error!(error = %error, attempt, "sequencing a batch failed");
+                let broken = conn.client.as_ref().is_none_or(Client::is_closed);
+                last = error;
+                if !(broken || retry) {
+                    break; // a data error will not fix itself by retrying
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+/// Why a batch failed, and whether running it again (on a market rebuilt from
+/// Postgres) can succeed.
+struct Failed {
+    error: String,
+    retry: bool,
+}
+
+impl From<String> for Failed {
+    fn from(error: String) -> Self {
+        Failed { error, retry: false }
+    }
+}
+
+/// Locks, catches up, matches and writes one batch; the caller holds the market.
+async fn sequence(
+    ctx: &Context,
+    core: &mut Core,
+    client: &mut Client,
+    stmts: &Stmts,
+    jobs: &mut [Job],
+) -> Result<(Vec<Outcome>, Batch), Failed> {
+    let symbols: Vec<String> = jobs
+        .iter()
+        .map(|j| j.work.symbol().to_owned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let after: Vec<i64> = symbols.iter().map(|s| core.applied(s)).collect();
+    let entries = store::begin_lock_and_read(client, stmts, &symbols, &after).await?;
+    // A replay that diverges from what its writer saw (say, another version
+    // matching differently) is repaired by rebuilding from Postgres, then retrying.
+    let caught_up = core
+        .replay(&entries)
+        .map_err(|error| Failed { error, retry: true })?;
+    ctx.metrics
+        .replayed
+        .fetch_add(caught_up as u64, Ordering::Relaxed);
+    let mut batch = Batch::default();
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut fills = Vec::new();
+    for job in jobs.iter_mut() {
+        let outcome = match &job.work {
+            Work::Place(p) => {
+                let intent = OrderIntent {
+                    side: p.side,
+                    price: match p.kind {
+                        OrderType::Limit(px) => Some(px),
+                        OrderType::Market => None,
+                    },
+                    qty: p.qty,
+                };
+                let exposure = core.exposure(&p.account, &p.symbol);
+                let last = core.engine.last_trade_price(&p.symbol);
+                if let Err(rej) = ctx.risk.check_exposure(&intent, &exposure, last) {
+                    outcomes.push(Outcome::Rejected(rej));
+                    continue;
+                }
+                let id = match job.id {
+                    Some(id) => id,
+                    None => store::next_order_id(core, &*client).await?,
+                };
+                job.id = Some(id);
+                let cmd = OrderCommand {
+                    id,
+                    account: Arc::from(p.account.as_str()),
+                    symbol: p.symbol.clone(),
+                    side: p.side,
+                    kind: p.kind,
+                    qty: p.qty,
+                };
+                fills.clear();
+                let exec = core
+                    .apply_new(&cmd, &mut fills)
+                    .map_err(|e| format!("order {id}: {e}"))?;
+                let (row, fill_rows) = batch.add_new(&cmd, p.client_id.clone(), &exec, &fills);
+                Outcome::Placed {
+                    row,
+                    remaining: i64::try_from(exec.remaining.0).unwrap_or(i64::MAX),
+                    fills: fill_rows,
+                }
+            }
+            Work::Cancel { id, .. } => match core.apply_cancel(*id) {
+                Ok((symbol, rest)) => {
+                    batch.add_cancel(*id, &symbol, rest.remaining);
+                    Outcome::Cancelled
+                }
+                Err(_) => Outcome::NotOpen,
+            },
+        };
+        outcomes.push(outcome);
+    }
+    let heads = batch.write(client, stmts, &ctx.origin).await?;
+    for (symbol, seq) in heads {
+        core.mark_applied(&symbol, seq);
+    }
+    Ok((outcomes, batch))
+}
