@@ -67,6 +67,22 @@ STAGES: tuple[StageSpec, ...] = (
         needs=("unit",),
         python=("docker==7.2.0",),
     ),
+    StageSpec(
+        "load",
+        "The release binary on real Postgres and Redis at a fixed rate; p99 and error gates.",
+        "ci.stages.load:run",
+        in_ci=False,
+        exclusive=True,
+        python=("docker==7.2.0",),
+    ),
+    StageSpec(
+        "stress",
+        "Highest sustainable request rate (ramp), or a soak for memory growth and drift.",
+        "ci.stages.stress:run",
+        in_ci=False,
+        exclusive=True,
+        python=("docker==7.2.0",),
+    ),
 )
 
 

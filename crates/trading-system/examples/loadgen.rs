@@ -1,14 +1,17 @@
 //! Fixed-rate load generator for `POST /orders` (raw HTTP/1.1 with keep-alive).
 //!
 //! ```text
-//! cargo run --release -p trading-system --example loadgen -- [ADDR] [RATE] [SECONDS] [CONNECTIONS]
+//! cargo run --release -p trading-system --example loadgen -- [ADDR] [RATE] [SECONDS] [CONNECTIONS] [--json]
 //! # defaults: 127.0.0.1:8080 500 10 8
 //! ```
 //!
 //! Requests are scheduled at fixed intervals; latency is measured from the
 //! *scheduled* send time (so a stalled server is not hidden by the client
-//! backing off). Prints p50/p90/p99/max latency in ms and the achieved rate.
-//! Only loopback / local targets are intended.
+//! backing off). Prints p50/p90/p99/max latency in ms and the achieved rate;
+//! with `--json`, one JSON object instead (what the pipeline's `load` and
+//! `stress` stages read). Orders alternate sides around one price and are
+//! spread over 64 accounts, so a long run never trips the per-account position
+//! limit. Only loopback / local targets are intended.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -19,7 +22,12 @@ use tokio::net::TcpStream;
 struct Outcome {
     latencies: Vec<Duration>,
     ok: u64,
-    errors: u64,
+    /// 4xx answers (a rejected order: the generator is built not to cause any).
+    client_errors: u64,
+    /// 5xx answers.
+    server_errors: u64,
+    /// Connection failures, resets and timeouts: failures only the client sees.
+    transport_errors: u64,
 }
 
 async fn connect(addr: SocketAddr) -> std::io::Result<BufReader<TcpStream>> {
@@ -75,7 +83,9 @@ async fn worker(
     let mut out = Outcome {
         latencies: Vec::with_capacity((total / workers + 1) as usize),
         ok: 0,
-        errors: 0,
+        client_errors: 0,
+        server_errors: 0,
+        transport_errors: 0,
     };
     let mut conn = None;
     let mut k = worker;
@@ -85,8 +95,9 @@ async fn worker(
         let side = if k.is_multiple_of(2) { "buy" } else { "sell" };
         let price = 10_000 + (k * 7 % 11) as i64 - 5;
         let qty = 1 + k % 5;
+        let account = k % 64;
         let body = format!(
-            r#"{{"symbol":"{symbol}","side":"{side}","type":"limit","price":{price},"qty":{qty},"account":"loadgen"}}"#
+            r#"{{"symbol":"{symbol}","side":"{side}","type":"limit","price":{price},"qty":{qty},"account":"loadgen-{account}"}}"#
         );
         if conn.is_none() {
             conn = connect(addr).await.ok();
@@ -100,9 +111,10 @@ async fn worker(
         out.latencies.push(due.elapsed());
         match result {
             Ok(s) if (200..300).contains(&s) => out.ok += 1,
-            Ok(_) => out.errors += 1,
+            Ok(s) if (400..500).contains(&s) => out.client_errors += 1,
+            Ok(_) => out.server_errors += 1,
             Err(_) => {
-                out.errors += 1;
+                out.transport_errors += 1;
                 conn = None;
             }
         }
@@ -121,10 +133,12 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let json = raw.iter().any(|a| a == "--json");
+    let args: Vec<&String> = raw.iter().filter(|a| *a != "--json").collect();
     let addr: SocketAddr = args
         .first()
-        .map_or("127.0.0.1:8080", String::as_str)
+        .map_or("127.0.0.1:8080", |s| s.as_str())
         .parse()
         .unwrap_or_else(|e| {
             eprintln!("loadgen: bad address: {e}");
@@ -141,35 +155,47 @@ async fn main() {
     let workers = num(3, 8.0) as u64;
     let total = (rate * seconds).round() as u64;
     let symbol = format!("LG{}", std::process::id());
-    println!("loadgen: {total} x POST /orders to {addr} at {rate} req/s over {seconds}s, {workers} connections, symbol {symbol}");
+    if !json {
+        println!("loadgen: {total} x POST /orders to {addr} at {rate} req/s over {seconds}s, {workers} connections, symbol {symbol}");
+    }
 
     let t0 = Instant::now() + Duration::from_millis(50);
     let handles: Vec<_> = (0..workers)
         .map(|w| tokio::spawn(worker(addr, w, workers, total, rate, t0, symbol.clone())))
         .collect();
     let mut latencies = Vec::with_capacity(total as usize);
-    let (mut ok, mut errors) = (0, 0);
+    let (mut ok, mut client, mut server, mut transport) = (0, 0, 0, 0);
     for h in handles {
         if let Ok(o) = h.await {
             latencies.extend(o.latencies);
             ok += o.ok;
-            errors += o.errors;
+            client += o.client_errors;
+            server += o.server_errors;
+            transport += o.transport_errors;
         }
     }
     let elapsed = t0.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    println!(
-        "requests={} ok={ok} errors={errors} elapsed={elapsed:.2}s achieved_rate={:.1} req/s",
-        latencies.len(),
-        latencies.len() as f64 / elapsed
-    );
-    println!(
-        "latency_ms p50={:.3} p90={:.3} p99={:.3} max={:.3}",
+    let errors = client + server + transport;
+    let (p50, p95, p99) = (
         percentile(&latencies, 50.0),
-        percentile(&latencies, 90.0),
+        percentile(&latencies, 95.0),
         percentile(&latencies, 99.0),
-        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     );
+    let max = latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let achieved = latencies.len() as f64 / elapsed;
+    if json {
+        println!(
+            "{{\"requests\":{},\"ok\":{ok},\"client_errors\":{client},\"server_errors\":{server},\"transport_errors\":{transport},\"elapsed_s\":{elapsed:.3},\"target_rate\":{rate},\"achieved_rate\":{achieved:.1},\"p50_ms\":{p50:.3},\"p95_ms\":{p95:.3},\"p99_ms\":{p99:.3},\"max_ms\":{max:.3}}}",
+            latencies.len()
+        );
+        return;
+    }
+    println!(
+        "requests={} ok={ok} errors={errors} (4xx={client} 5xx={server} transport={transport}) elapsed={elapsed:.2}s achieved_rate={achieved:.1} req/s",
+        latencies.len()
+    );
+    println!("latency_ms p50={p50:.3} p95={p95:.3} p99={p99:.3} max={max:.3}");
     if errors > 0 {
         std::process::exit(1);
     }

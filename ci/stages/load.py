@@ -1,0 +1,130 @@
+"""load: the release binary on real Postgres and Redis, driven at a fixed rate for a
+fixed time by the workspace's load generator, gated on `[tool.pipeline.load]` (defaults
+from the specification's alerting: p99 under 10 ms, errors under 1 %).
+
+Options: `nox -s load -- --rate 800 --seconds 60`. Fault switches of the service under
+test pass through the environment (e.g. `TS_FAULT_LATENCY_MS=20 nox -s load`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from ci.errors import ConfigError, PipelineError, ServiceError
+from ci.history import Measurement, current_context, open_store
+from ci.loadtest import gates
+from ci.loadtest.service import build, generate, serve
+from ci.result import Finding, StageResult, Status, atomic_write
+from ci.stage import Clock, StageContext
+
+
+def _args(posargs: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="nox -s load --", add_help=False)
+    parser.add_argument("--rate", type=float)
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("--connections", type=int)
+    args, rest = parser.parse_known_args(list(posargs))
+    if rest:
+        raise ConfigError(
+            f"load: unknown argument(s) {' '.join(rest)}; use --rate, --seconds, --connections"
+        )
+    return args
+
+
+def thresholds(ctx: StageContext, section: str) -> gates.Thresholds:
+    """The gate's limits from `[tool.pipeline.<section>]`."""
+    sec = ctx.settings.section(section)
+    return gates.Thresholds(
+        p99_ms=sec.number("p99_ms", minimum=0.001),
+        error_rate=sec.number("error_rate", minimum=0) / 100,
+        min_rate_ratio=sec.number("min_rate_ratio", minimum=0),
+        max_rss_mb=sec.number("max_rss_mb", minimum=0),
+    )
+
+
+def record(ctx: StageContext, kind: str, status: str, values: list[Measurement]) -> None:
+    """This run's figures into the history store (a store error is a warning here: the
+    verdict stands on its own)."""
+    info = current_context(ctx.settings, kind)
+    try:
+        with open_store(ctx.settings) as store:
+            store.record(info.finished(status), values)
+    except PipelineError as err:  # HistoryError: one line naming the store
+        ctx.runner.say(f"warning: not recorded in the history store: {err}")
+
+
+def measurements(suite: str, result: gates.LoadResult) -> list[Measurement]:
+    """The load figures as history measurements."""
+    return [
+        Measurement(suite, "p50", result.p50_ms, "ms"),
+        Measurement(suite, "p95", result.p95_ms, "ms"),
+        Measurement(suite, "p99", result.p99_ms, "ms"),
+        Measurement(suite, "throughput", result.achieved_rate, "req/s"),
+        Measurement(suite, "error_rate", 100 * result.error_rate, "percent"),
+        Measurement(suite, "peak_rss", result.peak_rss_mb, "MB"),
+    ]
+
+
+def run(ctx: StageContext) -> StageResult:
+    """Drive the service at the configured rate and gate on the thresholds."""
+    sec = ctx.settings.section("load")
+    args = _args(ctx.posargs)
+    rate = args.rate or sec.number("rate", minimum=1)
+    seconds = args.seconds or sec.number("seconds", minimum=1)
+    conns = args.connections or sec.whole("connections", minimum=1)
+    limits = thresholds(ctx, "load")
+    clock = Clock()
+    binaries = build(ctx, sec.text("generator"))
+    with (
+        clock.check("load") as chk,
+        serve(
+            ctx, binaries.server, startup_timeout=sec.number("startup_timeout", minimum=1)
+        ) as running,
+    ):
+        warmup = sec.number("warmup_seconds", minimum=0)
+        if warmup:
+            generate(ctx, binaries.generator, running, rate, warmup, conns)
+        ctx.runner.say(f"load: {rate:g} req/s for {seconds:g} s on {conns} connections")
+        raw = generate(ctx, binaries.generator, running, rate, seconds, conns)
+        try:
+            result = gates.parse_result(raw)
+        except ValueError as err:
+            raise ServiceError(f"load generator output unreadable: {err}") from None
+        result = gates.LoadResult(**{**result.__dict__, "peak_rss_mb": running.peak_rss_mb})
+        ctx.runner.say(f"load: {result.describe()}; peak RSS {result.peak_rss_mb:.0f} MB")
+        found = gates.breaches(result, limits)
+        chk.status = Status.FAILED if found else Status.PASSED
+        chk.summary = result.describe()
+        clock.findings += found
+    markdown = ctx.artifacts_dir / "load.md"
+    atomic_write(markdown, _markdown(result, limits, found))
+    atomic_write(ctx.artifacts_dir / "load.json", _json(result))
+    record(ctx, "load", chk.status.value, measurements("load", result))
+    return clock.result(ctx.name, {"markdown": str(markdown)})
+
+
+def _json(result: gates.LoadResult) -> str:
+    import json
+
+    return json.dumps({**result.__dict__, "error_rate": result.error_rate}, indent=2) + "\n"
+
+
+def _limit(value: float, unit: str) -> str:
+    return f"< {value:g} {unit}" if value else ""
+
+
+def _markdown(result: gates.LoadResult, limits: gates.Thresholds, found: list[Finding]) -> str:
+    verdict = "failed" if found else "passed"
+    rows = [
+        ("rate", f"{result.achieved_rate:.0f} req/s", f"target {result.target_rate:.0f}"),
+        ("p50", f"{result.p50_ms:.2f} ms", ""),
+        ("p95", f"{result.p95_ms:.2f} ms", ""),
+        ("p99", f"{result.p99_ms:.2f} ms", f"< {limits.p99_ms:g} ms"),
+        ("errors", f"{100 * result.error_rate:.2f}%", f"< {100 * limits.error_rate:g}%"),
+        ("peak RSS", f"{result.peak_rss_mb:.0f} MB", _limit(limits.max_rss_mb, "MB")),
+    ]
+    out = [f"### Load test: {verdict}", "", "| measure | value | limit |", "|---|---|---|"]
+    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    out += [f"- {f.message}" for f in found]
+    return "\n".join(out) + "\n"
