@@ -64,6 +64,18 @@ def ci(c: Context, stages: str = "", parallelism: int = 0, fail_fast: bool = Fal
     _flow(_split(stages), parallelism, fail_fast)
 
 
+@task(help={"parallelism": "how many independent stages run at once"})
+def nightly(c: Context, parallelism: int = 0) -> None:
+    """The nightly flow (load, stress, fuzz: [tool.pipeline.nightly] stages) as one graph.
+
+    Each stage is time-boxed by its own settings; the scheduled workflow runs this."""
+    from ci import settings
+
+    with _errors():
+        stages = settings.load(ROOT).section("nightly").strings("stages")
+    _flow(stages, parallelism)
+
+
 @task
 def fmt(c: Context) -> None:
     """Apply formatting to the workspace (cargo fmt --all)."""
@@ -142,7 +154,7 @@ def hooks_install(c: Context, hook: str = "pre-commit", force: bool = False) -> 
 
 
 def _namespace() -> Collection:
-    ns = Collection(ci, fmt, lint, test, check, report)
+    ns = Collection(ci, nightly, fmt, lint, test, check, report)
     ns.add_task(release_task(ROOT), name="release")
     tools_ns = Collection("tools")
     tools_ns.add_task(install, name="install")

@@ -76,6 +76,12 @@ STAGES: tuple[StageSpec, ...] = (
         python=("docker==7.2.0",),
     ),
     StageSpec(
+        "fuzz",
+        "Coverage-guided fuzzing of the workspace's fuzz targets, time-boxed; crashes saved.",
+        "ci.stages.fuzz:run",
+        in_ci=False,
+    ),
+    StageSpec(
         "stress",
         "Highest sustainable request rate (ramp), or a soak for memory growth and drift.",
         "ci.stages.stress:run",

@@ -44,6 +44,7 @@ TOOLS: dict[str, CargoTool] = {
         CargoTool("cargo-audit", "cargo-audit", "0.22.2", "RustSec advisories (security)"),
         CargoTool("cargo-deny", "cargo-deny", "0.20.2", "dependency policy (security)"),
         CargoTool("cargo-auditable", "cargo-auditable", "0.7.7", "dependency list in releases"),
+        CargoTool("cargo-fuzz", "cargo-fuzz", "0.13.2", "coverage-guided fuzzing (fuzz)"),
     )
 }
 

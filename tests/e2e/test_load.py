@@ -133,3 +133,26 @@ def test_soak_holds_a_rate_in_windows(fixture_env) -> None:
     assert r.returncode == 0, r.stdout[-3000:]
     data = result(env, "stress")
     assert "150 req/s for 4 s in 2 window(s)" in data["summary"]
+
+
+def test_invoke_nightly_runs_its_stages_as_one_flow(fixture_env) -> None:
+    from helpers import run_invoke
+
+    env = reference(
+        fixture_env,
+        CIPIPE_NIGHTLY__STAGES="load,stress",
+        CIPIPE_LOAD__SECONDS="2",
+        CIPIPE_LOAD__P99_MS="1000",
+        CIPIPE_STRESS__START_RATE="100",
+        CIPIPE_STRESS__MAX_RATE="200",
+        CIPIPE_STRESS__FACTOR="2",
+        CIPIPE_STRESS__STEP_SECONDS="1",
+        CIPIPE_STRESS__MIN_RATE="50",
+        CIPIPE_STRESS__P99_MS="1000",
+    )
+    r = run_invoke(["nightly"], env, timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:]
+    table = r.stdout[r.stdout.index("stage ") :]
+    assert [line.split()[0] for line in table.splitlines()[2:4]] == ["load", "stress"]
+    bad = run_invoke(["nightly"], {**env, "CIPIPE_NIGHTLY__STAGES": "load,moon"})
+    assert bad.returncode != 0 and "unknown stage(s) moon" in bad.stderr

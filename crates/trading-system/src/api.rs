@@ -128,14 +128,22 @@ fn valid_name(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Order entry: the body of `POST /orders` parsed and validated, exactly as the handler
+/// does it (public so the fuzz target exercises the real code path). Never panics.
+///
+/// # Errors
+/// A 400 `ApiError` naming what is wrong with the body.
+pub fn parse_order(body: &[u8]) -> Result<(PlaceOrder, Validated), ApiError> {
+    let req: PlaceOrder =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let valid = validate(&req)?;
+    Ok((req, valid))
+}
+
 /// `POST /orders`.
 pub async fn place_order(State(app): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
-    let req: PlaceOrder = serde_json::from_slice(&body).map_err(|e| {
-        app.metrics.reject("invalid_request");
-        ApiError::bad_request(format!("invalid JSON body: {e}"))
-    })?;
-    let (side, kind, client_id, account) =
-        validate(&req).inspect_err(|_| app.metrics.reject("invalid_request"))?;
+    let (req, (side, kind, client_id, account)) =
+        parse_order(&body).inspect_err(|_| app.metrics.reject("invalid_request"))?;
     let work = Work::Place(Place {
         symbol: req.symbol,
         side,
@@ -185,7 +193,8 @@ pub async fn place_order(State(app): State<Arc<AppState>>, body: Bytes) -> Resul
     }
 }
 
-type Validated = (Side, OrderType, Option<String>, String);
+/// A validated order: side, type (with its price), client id, account.
+pub type Validated = (Side, OrderType, Option<String>, String);
 
 fn validate(req: &PlaceOrder) -> Result<Validated, ApiError> {
     if !valid_name(&req.symbol, 32) {
