@@ -36,7 +36,7 @@ class CargoTool:
         return f"{self.crate}@{self.version}"
 
 
-# Bump a version here and nowhere else. cargo-tarpaulin joins this table with coverage.
+# Bump a version here and nowhere else.
 TOOLS: dict[str, CargoTool] = {
     tool.name: tool
     for tool in (
@@ -44,6 +44,7 @@ TOOLS: dict[str, CargoTool] = {
         CargoTool("cargo-audit", "cargo-audit", "0.22.2", "RustSec advisories (security)"),
         CargoTool("cargo-deny", "cargo-deny", "0.20.2", "dependency policy (security)"),
         CargoTool("cargo-auditable", "cargo-auditable", "0.7.7", "dependency list in releases"),
+        CargoTool("cargo-tarpaulin", "cargo-tarpaulin", "0.37.5", "line coverage (coverage)"),
     )
 }
 
