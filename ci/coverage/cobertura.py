@@ -73,7 +73,9 @@ class CoverageReport:
         return sorted(self.files.values(), key=lambda f: (-len(f.uncovered), f.percent, f.path))
 
 
-def _int(value: str | None, what: str, source: str) -> int:
+def _int(value: str | None, what: str, source: str, missing: str) -> int:
+    if value is None:
+        raise ReportError(f"{source}: {missing}")
     try:
         return int(str(value).strip())
     except ValueError:
@@ -116,8 +118,15 @@ def parse(text: str, *, root: Path | None = None, source: str = "cobertura.xml")
             raise ReportError(f"{source}: a <class> has no filename attribute")
         lines = hits.setdefault(_resolve(filename, sources, root), {})
         for line in cls.iterfind("./lines/line"):
-            number = _int(line.get("number"), "line number", source)
-            count = _int(line.get("hits"), f"hit count of line {number}", source)
+            number = _int(
+                line.get("number"), "line number", source, "a <line> has no number attribute"
+            )
+            count = _int(
+                line.get("hits"),
+                f"hit count of line {number}",
+                source,
+                f"line {number} of {filename} has no hits attribute",
+            )
             # Several classes may describe one file (one per type in some tools): a
             # line is covered when any of them ran it.
             lines[number] = max(lines.get(number, 0), count)

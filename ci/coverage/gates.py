@@ -40,6 +40,11 @@ class BaselineFigures:
     files: dict[str, float] = field(default_factory=dict)
 
 
+def plural(count: int, word: str) -> str:
+    """`1 file`, `3 files`."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def matches(path: str, pattern: str) -> bool:
     """Glob match of a workspace-relative path, as tarpaulin's --exclude-files matches:
     `*` also matches `/` (so `crates/*/src/risk.rs` and `src/risk/*` both work)."""
@@ -102,14 +107,17 @@ def critical_gate(report: CoverageReport, globs: Sequence[str]) -> Gate:
             )
         )
     if not findings:
-        return Gate("critical", Status.PASSED, f"{len(matched)} critical files at 100%")
+        return Gate("critical", Status.PASSED, f"{plural(len(matched), 'critical file')} at 100%")
     parts = []
     if short:
         lines = sum(len(f.uncovered) for f in short)
-        parts.append(f"{len(short)} of {len(matched)} critical files below 100% ({lines} lines)")
+        parts.append(
+            f"{len(short)} of {plural(len(matched), 'critical file')} below 100% "
+            f"({plural(lines, 'line')})"
+        )
     unmatched = len(findings) - len(short)
     if unmatched:
-        parts.append(f"{unmatched} of {len(globs)} critical paths match no file")
+        parts.append(f"{unmatched} of {plural(len(globs), 'critical path')} match no file")
     return Gate("critical", Status.FAILED, "; ".join(parts), tuple(findings))
 
 
@@ -130,7 +138,7 @@ def drop_gate(
     if -delta <= max_drop + _EPSILON:
         return Gate("baseline", Status.PASSED, f"{_signed(delta)} points vs {versus}")
     message = (
-        f"review required: line coverage fell {-delta:.2f} points, from {show(baseline.total)} "
+        f"line coverage fell {-delta:.2f} points, from {show(baseline.total)} "
         f"to {show(report.percent)} (allowed: {max_drop:g}); {versus}"
     )
     fail = on_drop == "fail"
@@ -170,9 +178,8 @@ def diff_gate(diff: DiffCoverage | None, minimum: float, missing: str = "no base
         )
         for path, lines in diff.uncovered.items()
     )
-    summary = f"{show(diff.percent)} of {diff.coverable} changed lines covered ({missed} not)" + (
-        f", minimum {minimum:g}%" if minimum > 0 else ""
-    )
+    summary = f"{show(diff.percent)} of {plural(diff.coverable, 'changed line')} covered"
+    summary += f" ({missed} not)" + (f", minimum {minimum:g}%" if minimum > 0 else "")
     if failing:
         return Gate("diff", Status.FAILED, summary + ": below the minimum", findings)
     return Gate("diff", Status.PASSED, summary, findings)

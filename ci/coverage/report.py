@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ci.coverage.cobertura import CoverageReport, FileCoverage, show
 from ci.coverage.diff import DiffCoverage, ranges
-from ci.coverage.gates import REVIEW_REQUIRED, BaselineFigures, Gate
+from ci.coverage.gates import REVIEW_REQUIRED, BaselineFigures, Gate, plural
 from ci.result import Status
 
 TERMINAL_ROWS = 15  # the terminal table's length; the markdown lists every file
@@ -46,7 +46,7 @@ class Outcome:
 
 def _delta(value: float | None) -> str:
     if value is None:
-        return ""
+        return "new"
     return "±0.00" if abs(value) < 0.005 else f"{value:+.2f}"
 
 
@@ -71,9 +71,9 @@ def table(outcome: Outcome, rows: int = TERMINAL_ROWS) -> str:
     hidden = len(files) - len(body)
     full = len(report.files) - len(files)
     if hidden:
-        out.append(f"... {hidden} more files with uncovered lines (see coverage.md)")
+        out.append(f"... {plural(hidden, 'more file')} with uncovered lines (see coverage.md)")
     if full:
-        out.append(f"... {full} files fully covered")
+        out.append(f"... {plural(full, 'file')} fully covered")
     out.append(line(total))
     return "\n".join(out)
 
@@ -97,9 +97,13 @@ def markdown(outcome: Outcome, *, minimum: float, rows: int = MARKDOWN_ROWS) -> 
     for gate in outcome.gates:
         if gate.name != "total":
             out.append(f"| {_GATE_NAMES.get(gate.name, gate.name)} | {_cell(gate.summary)} |")
-    if verdict == REVIEW_REQUIRED:
-        drop = next(g for g in outcome.gates if g.verdict == REVIEW_REQUIRED)
-        out += ["", f"> **Review required.** {drop.findings[0].message}"]
+    drop = next((g for g in outcome.gates if g.verdict == REVIEW_REQUIRED), None)
+    if drop is not None:
+        out += [
+            "",
+            f"> **Review required**: {drop.findings[0].message.split(';')[0]}. A reviewer "
+            "accepts the drop, or tests bring the figure back.",
+        ]
     critical = [f for g in outcome.gates if g.name == "critical" for f in g.findings]
     if critical:
         out += ["", "#### Critical paths not fully covered", ""]

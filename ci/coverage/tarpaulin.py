@@ -104,10 +104,11 @@ def first_error(output: str) -> str:
     """The line that best explains a tarpaulin run that produced no report: cargo's
     first `error...` line, else tarpaulin's own first ERROR, else its final `Error:`."""
     clean = strip_ansi(output).splitlines()
-    for line in clean:
+    for i, line in enumerate(clean):
         stripped = line.strip()
         if stripped.startswith("error") and "could not compile" not in stripped:
-            return stripped
+            after = clean[i + 1].strip() if i + 1 < len(clean) else ""
+            return f"{stripped} ({after[3:].strip()})" if after.startswith("-->") else stripped
     for line in clean:
         match = _LOG.match(line.strip())
         if match and match["level"] == "ERROR":
