@@ -189,7 +189,8 @@ def test_a_pull_request_compares_with_its_base_and_lists_untested_changed_lines(
     data = result(pr)
     diff = checks(data)["diff"]
     assert diff["summary"] == (
-        f"0.00% of 3 changed lines covered (3 not); changed since {base[:12]} (merge base with main)"
+        "0.00% of 3 changed lines covered (3 not); "
+        f"changed since {base[:12]} (merge base with main)"
     )
     [finding] = [f for f in data["findings"] if f["check"] == "diff"]
     assert (finding["file"], finding["severity"]) == ("src/lib.rs", "warning")
