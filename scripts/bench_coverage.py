@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,7 +39,7 @@ def load() -> str:
     return f"load {one:.2f}/{five:.2f}"
 
 
-def run(env: dict[str, str]) -> tuple[float, dict[str, object]]:
+def run(env: dict[str, str]) -> tuple[float, dict[str, Any]]:
     """One `nox -s coverage`: wall seconds and the stage result."""
     out = Path(env["CIPIPE_OUTPUT_DIR"])
     start = time.perf_counter()
@@ -53,13 +54,13 @@ def run(env: dict[str, str]) -> tuple[float, dict[str, object]]:
     return wall, json.loads((out / "coverage.json").read_text())
 
 
-def describe(label: str, wall: float, result: dict[str, object], before: str) -> str:
-    checks = {c["name"]: c for c in result["checks"]}  # type: ignore[index]
+def describe(label: str, wall: float, result: dict[str, Any], before: str) -> str:
+    checks = {c["name"]: c for c in result["checks"]}
     tests = checks.get("tests", {}).get("duration_s", 0.0)
     return (
         f"  {label:<6} {wall:7.1f} s wall (stage {result['duration_s']:.1f} s, tarpaulin "
         f"{tests:.1f} s, budget {result['budget_s']:.0f} s): {result['status']}, total "
-        f"{result['outputs'].get('total', '?')}%   [{before} -> {load()}]"  # type: ignore[union-attr]
+        f"{result['outputs'].get('total', '?')}%   [{before} -> {load()}]"
     )
 
 
