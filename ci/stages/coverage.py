@@ -30,6 +30,7 @@ from ci.interrupts import shield
 from ci.result import Finding, StageResult, Status
 from ci.services import provision
 from ci.stage import Clock, StageContext
+from ci.stages.unit import seed_env
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,8 @@ def _measure(
     exe, version = tools.resolve(
         ctx.runner, "cargo-tarpaulin", auto_install=ctx.settings.top.flag("install_tools")
     )
-    env = {**ctx.cargo_env(), **tarpaulin.environment(cfg, target)}
+    # Property tests with the unit stage's fixed seed: the same cases, so the same lines.
+    env = {**ctx.cargo_env(), **tarpaulin.environment(cfg, target), **seed_env(ctx)}
     if cfg.services and "test" in target_kinds(meta):
         with ctx.runner.group("services"), clock.check("services") as chk:
             say = ctx.runner.say
