@@ -5,8 +5,10 @@ noxfile.py makes the session, `invoke ci` puts it in the graph, budgets and hard
 come from `[tool.pipeline.budgets]` / `[tool.pipeline.timeouts]`.
 
 The graph follows the specification's workflow: lint and security start at once, unit
-needs lint, integration needs unit. Security is its own job that blocks the merge, not
-the tests: an unreachable advisory database never stops the tests from reporting.
+needs lint, integration and coverage need unit (coverage runs the integration tests
+too, on its own services and in its own target dir). Security is its own job that
+blocks the merge, not the tests: an unreachable advisory database never stops the tests
+from reporting.
 """
 
 from __future__ import annotations
@@ -66,6 +68,15 @@ STAGES: tuple[StageSpec, ...] = (
         "ci.stages.integration:run",
         needs=("unit",),
         python=("docker==7.2.0",),
+    ),
+    StageSpec(
+        "coverage",
+        "Line coverage of the whole test suite (cargo tarpaulin): total, critical paths, "
+        "baseline drop, changed lines.",
+        "ci.stages.coverage:run",
+        needs=("unit",),
+        python=("docker==7.2.0",),
+        outputs=("verdict", "total"),
     ),
     StageSpec(
         "load",

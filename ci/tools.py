@@ -36,7 +36,7 @@ class CargoTool:
         return f"{self.crate}@{self.version}"
 
 
-# Bump a version here and nowhere else. cargo-tarpaulin joins this table with coverage.
+# Bump a version here and nowhere else.
 TOOLS: dict[str, CargoTool] = {
     tool.name: tool
     for tool in (
@@ -45,6 +45,7 @@ TOOLS: dict[str, CargoTool] = {
         CargoTool("cargo-deny", "cargo-deny", "0.20.2", "dependency policy (security)"),
         CargoTool("cargo-auditable", "cargo-auditable", "0.7.7", "dependency list in releases"),
         CargoTool("cargo-fuzz", "cargo-fuzz", "0.13.2", "coverage-guided fuzzing (fuzz)"),
+        CargoTool("cargo-tarpaulin", "cargo-tarpaulin", "0.37.5", "line coverage (coverage)"),
     )
 }
 

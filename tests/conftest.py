@@ -20,6 +20,8 @@ def fixture_env(tmp_path: Path):
             CIPIPE_WORKSPACE=str(FIXTURES / name),
             CIPIPE_OUTPUT_DIR=str(tmp_path / "out"),
             CIPIPE_CARGO_TARGET_DIR=shared_target_dir(),
+            # never the developer's own history (.pipeline/ of the checkout)
+            CIPIPE_HISTORY__PATH=str(tmp_path / "history.sqlite3"),
         )
         env.update(extra)
         return env

@@ -12,13 +12,18 @@ from helpers import run_invoke, shared_target_dir
 
 from .leftovers import assert_nothing_left
 
-STAGES = ("lint", "security", "unit", "integration")
+STAGES = ("lint", "security", "unit", "integration", "coverage")
 
 
 def reference_env(out: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIPIPE_")}
     env.pop("GITHUB_ACTIONS", None)
-    env.update(CIPIPE_OUTPUT_DIR=str(out), CIPIPE_CARGO_TARGET_DIR=shared_target_dir(), **extra)
+    env.update(
+        CIPIPE_OUTPUT_DIR=str(out),
+        CIPIPE_CARGO_TARGET_DIR=shared_target_dir(),
+        CIPIPE_HISTORY__PATH=str(out.parent / "history.sqlite3"),
+        **extra,
+    )
     return env
 
 
@@ -47,6 +52,12 @@ def test_invoke_ci_is_green_with_the_real_advisory_database(
     assert (out / "summary.md").read_text().startswith("## Pipeline: passed")
     assert (out / "security" / "security.sarif").is_file()
     assert_nothing_left(out / "integration.log")
+    assert_nothing_left(out / "coverage.log")
+    coverage = json.loads((out / "coverage.json").read_text())
+    checks = {c["name"]: c for c in coverage["checks"]}
+    assert checks["critical"]["summary"] == "3 critical files at 100%"
+    assert float(coverage["outputs"]["total"]) >= 80
+    assert "### Coverage: " in (out / "summary.md").read_text()
 
 
 def test_without_any_advisory_database_the_tests_still_run_and_security_says_why(
@@ -72,6 +83,7 @@ def test_without_any_advisory_database_the_tests_still_run_and_security_says_why
         "security": "error",
         "unit": "passed",
         "integration": "passed",
+        "coverage": "passed",
     }
     assert " ERROR " in row(output, "security")
     security = json.loads((out / "security.json").read_text())

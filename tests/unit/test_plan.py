@@ -14,12 +14,13 @@ def budget(name: str) -> float:
 def test_default_plan_follows_registry_graph() -> None:
     steps = plan(None, budget)
     names = [s.name for s in steps]
-    assert names == ["lint", "security", "unit", "integration"]
+    assert names == ["lint", "security", "unit", "integration", "coverage"]
     assert {s.name: s.needs for s in steps} == {
         "lint": (),
         "security": (),
         "unit": ("lint",),
         "integration": ("unit",),  # security blocks the merge, not the tests
+        "coverage": ("unit",),  # runs the integration tests itself, beside that stage
     }
     for step in steps:
         for need in step.needs:

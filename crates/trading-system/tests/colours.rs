@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common::{http, http_raw, pg, post_order, redis_conn, start, unique};
+use common::{http, http_raw, pg, post_order, private_database, redis_conn, start, start_on, unique};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
@@ -256,7 +256,9 @@ async fn concurrent_clients_on_both_colours_see_one_market() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_that_diverges_is_repaired_from_postgres() {
-    let (blue, green) = (start(&[]).await, start(&[]).await);
+    // Its own database: the damage below must not reach the other tests' instances.
+    let url = private_database("colours_diverge_").await;
+    let (blue, green) = (start_on(&url).await, start_on(&url).await);
     let sym = unique("D");
     let (st, o) = post_order(
         blue.addr,
@@ -266,7 +268,7 @@ async fn a_replay_that_diverges_is_repaired_from_postgres() {
     assert_eq!(st, 201, "{o}");
     // Make the log disagree with what replaying it gives (as a green that matched
     // differently from blue would): green must notice and rebuild from the tables.
-    let db = pg().await;
+    let db = trading_system::db::connect(&url).await.expect("postgres");
     let n = db
         .execute("UPDATE order_log SET lots = 3 WHERE symbol = $1", &[&sym])
         .await

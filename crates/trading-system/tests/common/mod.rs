@@ -39,6 +39,38 @@ pub async fn start(extra: &[(&str, &str)]) -> Server {
         .expect("server starts")
 }
 
+/// A server on `database_url` instead of DATABASE_URL (same Redis).
+pub async fn start_on(database_url: &str) -> Server {
+    let (_, redis) = urls();
+    let vars = [
+        ("DATABASE_URL", database_url),
+        ("REDIS_URL", redis.as_str()),
+        ("BIND_ADDR", "127.0.0.1:0"),
+    ];
+    let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned()))
+        .expect("valid config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Server::start(&config, listener).await.expect("server starts")
+}
+
+/// A fresh database on the test server (same credentials as DATABASE_URL), for a test
+/// that damages shared state on purpose: instances of other tests running at the same
+/// time replay the one order log, so damage there would reach them.
+pub async fn private_database(prefix: &str) -> String {
+    let (db, _) = urls();
+    let name = unique(prefix).to_lowercase();
+    pg().await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a private database");
+    let (server, rest) = db.rsplit_once('/').expect("DATABASE_URL ends in /<database>");
+    let query = rest
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{server}/{name}{query}")
+}
+
 pub fn unique(prefix: &str) -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     format!("{prefix}{}x{}", std::process::id(), nanos % 1_000_000_000_000)

@@ -1,0 +1,96 @@
+"""`[tool.pipeline.coverage]` read once into a typed, validated object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ci.errors import ConfigError
+from ci.settings import Section, Settings
+
+ENGINES = ("ptrace", "llvm")
+ON_DROP = ("warn", "fail")
+
+
+@dataclass(frozen=True)
+class CodecovConfig:
+    """Where and how the report is uploaded when CODECOV_TOKEN is set."""
+
+    url: str
+    service: str
+    slug: str
+    flags: tuple[str, ...]
+    name: str
+    required: bool
+    attempts: int
+    backoff: float
+    timeout: float
+
+
+@dataclass(frozen=True)
+class CoverageConfig:
+    """The coverage gates and how tarpaulin is run."""
+
+    min_total: float
+    critical: tuple[str, ...]
+    max_drop: float
+    on_drop: str
+    base: str
+    diff_min: float
+    exclude_files: tuple[str, ...]
+    doctests: bool
+    engine: str
+    test_timeout: float
+    follow_exec: bool
+    target_subdir: str
+    history_depth: int
+    services: tuple[str, ...]
+    codecov: CodecovConfig
+
+
+def _percent(section: Section, key: str) -> float:
+    value = section.number(key, minimum=0)
+    if value > 100:
+        raise ConfigError(
+            f"[tool.pipeline] coverage.{key} (or $CIPIPE_COVERAGE__{key.upper()}): "
+            f"expected a percentage from 0 to 100, got {value:g}"
+        )
+    return value
+
+
+def load(settings: Settings) -> CoverageConfig:
+    """The validated configuration; ConfigError naming the key for a malformed value."""
+    cov = settings.section("coverage")
+    sub = cov.sub("codecov")
+    subdir = cov.text("target_subdir").strip().strip("/")
+    if not subdir or ".." in subdir.split("/"):
+        raise ConfigError(
+            "[tool.pipeline] coverage.target_subdir: expected a folder name inside the "
+            f"target dir, got {cov.text('target_subdir')!r}"
+        )
+    return CoverageConfig(
+        min_total=_percent(cov, "min_total"),
+        critical=tuple(p.strip() for p in cov.strings("critical") if p.strip()),
+        max_drop=_percent(cov, "max_drop"),
+        on_drop=cov.choice("on_drop", ON_DROP),
+        base=cov.text("base").strip(),
+        diff_min=_percent(cov, "diff_min"),
+        exclude_files=tuple(cov.strings("exclude_files")),
+        doctests=cov.flag("doctests"),
+        engine=cov.choice("engine", ENGINES),
+        test_timeout=cov.number("test_timeout", minimum=1),
+        follow_exec=cov.flag("follow_exec"),
+        target_subdir=subdir,
+        history_depth=cov.whole("history_depth", minimum=1),
+        services=tuple(settings.section("integration").strings("services")),
+        codecov=CodecovConfig(
+            url=sub.text("url").strip().rstrip("/"),
+            service=sub.text("service").strip(),
+            slug=sub.text("slug").strip(),
+            flags=tuple(sub.strings("flags")),
+            name=sub.text("name").strip(),
+            required=sub.flag("required"),
+            attempts=sub.whole("attempts", minimum=1),
+            backoff=sub.number("backoff", minimum=0),
+            timeout=sub.number("timeout", minimum=1),
+        ),
+    )

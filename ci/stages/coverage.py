@@ -1,0 +1,175 @@
+"""coverage: `cargo tarpaulin` over the whole test suite (unit, doc and integration tests,
+the latter against Postgres and Redis provisioned as the integration stage does), then
+the gates: total line coverage, critical paths at 100%, the drop from the baseline
+("review required"), the changed lines. Figures go to the history store; the report is
+uploaded to Codecov when CODECOV_TOKEN is set.
+
+Options (`nox -s coverage -- ...`): `--base REF` compares with REF (baseline, changed
+lines); `--cobertura FILE` applies the gates to an existing report instead of running
+tarpaulin; arguments after a second `--` go to cargo tarpaulin."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ci import tools
+from ci.cargo import metadata, target_kinds
+from ci.coverage import cobertura, tarpaulin
+from ci.coverage.config import CoverageConfig, load
+from ci.coverage.git import Git, choose_base
+from ci.coverage.report import Outcome, table
+from ci.coverage.steps import codecov_check, gates, history_check, keep, write_reports
+from ci.errors import ConfigError
+from ci.history import current_context
+from ci.interrupts import shield
+from ci.result import Finding, StageResult, Status
+from ci.services import provision
+from ci.stage import Clock, StageContext
+from ci.stages.unit import seed_env
+
+
+@dataclass(frozen=True)
+class Options:
+    """The stage's own arguments."""
+
+    base: str | None = None
+    cobertura: Path | None = None
+    tarpaulin: list[str] = field(default_factory=list)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"coverage: {message} (usage: {self.format_usage().strip()})")
+
+
+def parse_options(args: list[str]) -> Options:
+    """`--base REF`, `--cobertura FILE`, then `-- <cargo tarpaulin arguments>`."""
+    parser = _Parser(prog="nox -s coverage --", add_help=False)
+    parser.add_argument("--base", metavar="REF")
+    parser.add_argument("--cobertura", metavar="FILE", type=Path)
+    split = args.index("--") if "--" in args else len(args)
+    ns = parser.parse_args(args[:split])
+    return Options(ns.base, ns.cobertura, args[split + 1 :])
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What produced the figures: the report's path (None: no report, the build or
+    tarpaulin failed), whether every test passed, and whether tarpaulin ran here."""
+
+    report: Path | None
+    tests_passed: bool
+    ran: bool
+
+
+def run(ctx: StageContext) -> StageResult:
+    """Measure line coverage of the whole test suite and apply the coverage gates."""
+    cfg = load(ctx.settings)
+    opts = parse_options(ctx.posargs)
+    git = Git(ctx.runner, ctx.workspace)
+    head = git.head()
+    base = choose_base(opts.base, ctx.settings.env, cfg.base)
+    if base is not None and head is None:
+        raise ConfigError(
+            f"coverage base {base.ref!r} (from {base.source}) needs a git checkout, and "
+            f"{ctx.workspace} is not one (or has no commit yet)"
+        )
+    base_sha = git.merge_base(base) if base is not None else None
+    info = current_context(ctx.settings, "coverage", meta={"engine": cfg.engine})
+    clock = Clock()
+    artifacts: dict[str, str] = {}
+    stack = ExitStack()
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix="cipipe-coverage-"))
+        stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+        if opts.cobertura is not None:
+            measured = Measured(opts.cobertura.resolve(), True, ran=False)
+            with clock.check("tests") as chk:
+                chk.status = Status.SKIPPED
+                chk.summary = f"skipped: figures read from {opts.cobertura} (--cobertura)"
+        else:
+            measured, version = _measure(ctx, cfg, opts, scratch, clock, stack)
+            info = replace(info, tool_versions={"cargo-tarpaulin": version})
+        if measured.report is None:  # nothing to measure: the "tests" check says why
+            return clock.result(ctx.name, artifacts)
+        report = cobertura.read(measured.report, root=ctx.workspace)
+        keep(ctx, measured.report, artifacts)
+        report_bytes = measured.report.read_bytes()
+    finally:
+        with shield():
+            stack.close()
+    ctx.runner.say(table(Outcome(report, [])))
+    if not measured.tests_passed:
+        clock.findings.append(
+            Finding("tests", "the figures are incomplete: tests failed under coverage")
+        )
+    outcome = gates(ctx, cfg, report, git, head, base, base_sha, clock)
+    codecov_check(ctx, cfg, report_bytes, info, git, clock)
+    history_check(ctx, report, info, clock, recordable=measured.ran and measured.tests_passed)
+    write_reports(ctx, cfg, outcome, artifacts)
+    result = clock.result(ctx.name, artifacts)
+    result.outputs = {"verdict": outcome.verdict, "total": f"{report.percent:.2f}"}
+    return result
+
+
+def _measure(
+    ctx: StageContext,
+    cfg: CoverageConfig,
+    opts: Options,
+    scratch: Path,
+    clock: Clock,
+    stack: ExitStack,
+) -> tuple[Measured, str]:
+    """Run tarpaulin (with the services when the workspace has integration tests); the
+    "services" and "tests" checks. Returns what it measured and tarpaulin's version."""
+    meta = metadata(ctx)
+    target = Path(meta["target_directory"]) / cfg.target_subdir
+    exe, version = tools.resolve(
+        ctx.runner, "cargo-tarpaulin", auto_install=ctx.settings.top.flag("install_tools")
+    )
+    # Property tests with the unit stage's fixed seed: the same cases, so the same lines.
+    env = {**ctx.cargo_env(), **tarpaulin.environment(cfg, target), **seed_env(ctx)}
+    if cfg.services and "test" in target_kinds(meta):
+        with ctx.runner.group("services"), clock.check("services") as chk:
+            say = ctx.runner.say
+            services = stack.enter_context(provision(ctx.settings, list(cfg.services), say=say))
+            stack.callback(say, "services stopped: " + ", ".join(services))
+            chk.summary = ", ".join(
+                f"{s.name} ({s.backend}) {s.ready_s:.2f}s" for s in services.values()
+            )
+        for svc in services.values():
+            ctx.runner.redact.add(svc.secrets)
+        env.update({svc.env_var: svc.url for svc in services.values()})
+    output = scratch / "tarpaulin"
+    argv = tarpaulin.command(exe, cfg, target_dir=target, output_dir=output, extra=opts.tarpaulin)
+    with ctx.runner.group("cargo tarpaulin"), clock.check("tests") as chk:
+        chk.tool_version = version
+        res = ctx.runner.run(argv, cwd=ctx.workspace, env=env)
+        report = output / tarpaulin.COBERTURA
+        failed = tarpaulin.failed_tests(res.output)
+        chk.summary = f"{tarpaulin.counts(res.output)} under coverage"
+        if res.ok:
+            return Measured(report, True, ran=True), version
+        chk.status = Status.FAILED
+        clock.findings += [
+            Finding(
+                "tests",
+                f"{t.name} failed under coverage: {t.message}".rstrip(": "),
+                rule="test-failure",
+                crate=t.binary or None,
+            )
+            for t in failed
+        ]
+        if not failed:
+            reason = (
+                tarpaulin.first_error(res.output)
+                or f"cargo tarpaulin failed (exit {res.returncode})"
+            )
+            chk.summary = reason
+            clock.findings.append(Finding("tests", reason, rule="tarpaulin"))
+        return Measured(report if report.is_file() else None, False, ran=True), version
