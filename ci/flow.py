@@ -18,7 +18,9 @@ Promises kept whatever happens:
 - a closed stdout (`invoke ci | head`) stops the printing, not the pipeline.
 
 Planning (`plan`) is a pure function; the executor takes a launcher, a clock and a sleep
-function, so its behaviour is tested in the fast tier with scripted stand-in stages.
+function, so its behaviour is tested in the fast tier with scripted stand-in stages. What
+it shows goes through a `Display` (ci/progress.py): plain lines by default, the live
+terminal view (ci/live.py) when `invoke ci` runs in a terminal.
 """
 
 from __future__ import annotations
@@ -37,12 +39,11 @@ from typing import Protocol
 
 from ci.console import Writer
 from ci.errors import ConfigError
+from ci.progress import Display, LineDisplay, Running
 from ci.registry import STAGES, StageSpec
 from ci.result import StageResult, Status, read_result, result_path, write_result
 
-HEARTBEAT_S = 15.0
 POLL_S = 0.05
-TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,6 @@ class _Running:
     handle: Handle
     console: Path
     started: float
-    last_beat: float
     stop_reason: str = ""  # why we asked it to stop ("" = we did not)
     stop_status: Status = Status.CANCELLED
     stop_at: float = 0.0
@@ -256,16 +256,19 @@ class Executor:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         install_signals: bool = True,
+        display: Display | None = None,
     ) -> None:
         self.steps = steps
         self.out_dir = out_dir
         self.launcher = launcher
         self.parallelism = max(1, parallelism)
         self.fail_fast = fail_fast
-        self.stream: Writer | None = stream or sys.stdout
         self.github = github
         self.grace_s = grace_s
         self.redact = redact or (lambda text: text)
+        self.display: Display = display or LineDisplay(
+            stream or sys.stdout, github=github, redact=self.redact
+        )
         self.clock = clock
         self.sleep = sleep
         self.install_signals = install_signals
@@ -278,15 +281,14 @@ class Executor:
 
     # -- output -----------------------------------------------------------------------
 
+    @property
+    def stream(self) -> Writer | None:
+        """The plain display's stream (None once its reader has gone)."""
+        return getattr(self.display, "stream", None)
+
     def say(self, text: str) -> None:
-        """One line to the terminal; a closed terminal makes the executor quiet."""
-        if self.stream is None:
-            return
-        try:
-            self.stream.write(self.redact(text) + "\n")
-            self.stream.flush()
-        except (BrokenPipeError, ValueError, OSError):
-            self.stream = None
+        """A note to the display; a closed terminal makes it quiet."""
+        self.display.note(text)
 
     # -- signals ----------------------------------------------------------------------
 
@@ -328,18 +330,25 @@ class Executor:
         try:
             self._loop()
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)  # type: ignore[arg-type]
-            for run in list(self.running.values()):  # only after a crash of the loop itself
-                run.handle.kill()
-                self._finish(run, None)
-            for step in self.steps:
-                if step.name not in self.results:
-                    why = self._cancel_reason or "not started"
-                    self._record(step, Status.CANCELLED, f"not started: {why}")
+            try:
+                self._wrap_up(previous)
+            finally:
+                self.display.close()
         return FlowOutcome(
             [self.results[s.name] for s in self.steps], interrupted=bool(self.signals)
         )
+
+    def _wrap_up(self, previous: dict[signal.Signals, object]) -> None:
+        """Restore the signal handlers and give every step a result, whatever happened."""
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+        for run in list(self.running.values()):  # only after a crash of the loop itself
+            run.handle.kill()
+            self._finish(run, None)
+        for step in self.steps:
+            if step.name not in self.results:
+                why = self._cancel_reason or "not started"
+                self._record(step, Status.CANCELLED, f"not started: {why}")
 
     def _loop(self) -> None:
         while True:
@@ -363,6 +372,12 @@ class Executor:
                     self._after(result)
                 else:
                     self._watch(run, now)
+            self.display.tick(
+                [
+                    Running(r.step, now - r.started, r.console, r.stop_reason)
+                    for r in self.running.values()
+                ]
+            )
 
     def _ready(self) -> list[Step]:
         return [
@@ -399,13 +414,11 @@ class Executor:
     def _start(self, step: Step) -> None:
         console = self.out_dir / f"{step.name}.console.log"
         handle = self.launcher.start(step.name, console)
-        now = self.clock()
-        self.running[step.name] = _Running(step, handle, console, now, now)
-        limit = f", hard limit {step.limit_s:.0f}s" if step.limit_s else ""
-        self.say(f"▶ {step.name} started (budget {step.budget_s:.0f}s{limit})")
+        self.running[step.name] = _Running(step, handle, console, self.clock())
+        self.display.started(step, console)
 
     def _watch(self, run: _Running, now: float) -> None:
-        """Heartbeat, hard limit, and kill after the grace period."""
+        """Hard limit, and kill after the grace period."""
         elapsed = now - run.started
         if run.stop_reason:
             if now - run.stop_at > self.grace_s and not run.stop_reason.endswith("; killed"):
@@ -418,15 +431,6 @@ class Executor:
                 run,
                 f"hard limit of {run.step.limit_s:.0f}s reached (budget {run.step.budget_s:.0f}s)",
                 Status.TIMEOUT,
-            )
-            return
-        if now - run.last_beat >= HEARTBEAT_S:
-            run.last_beat = now
-            over = " — over budget" if elapsed > run.step.budget_s else ""
-            last = _last_line(run.console)
-            self.say(
-                f"… {run.step.name} running {elapsed:.0f}s / {run.step.budget_s:.0f}s{over}"
-                + (f": {last}" if last else "")
             )
 
     def _stop(self, run: _Running, reason: str, status: Status) -> None:
@@ -476,64 +480,15 @@ class Executor:
         if result is not written:
             write_result(self.out_dir, result, self.redact)
         self.results[run.step.name] = result
-        self.say(f"{_ICON[result.status]} {run.step.name} {result.status.value} in {elapsed:.1f}s")
-        if not result.status.ok and result.status is not Status.CANCELLED:
-            self._replay(run)
+        self.display.finished(run.step, result, elapsed, run.console)
         return result
-
-    def _replay(self, run: _Running) -> None:
-        """A failed stage's buffered output: in full (a collapsed group under GitHub
-        Actions), then its last lines outside the group so the cause is in view."""
-        try:
-            text = run.console.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return
-        lines = text.splitlines()
-        if self.github:
-            self.say(f"::group::{run.step.name} output ({len(lines)} lines)")
-            for line in lines:
-                self.say(line)
-            self.say("::endgroup::")
-            self.say(f"── last lines of {run.step.name} ──")
-            for line in lines[-TAIL_LINES:]:
-                self.say(line)
-            return
-        self.say(f"──── {run.step.name} output ────")
-        for line in lines:
-            self.say(line)
-        self.say(f"──── end of {run.step.name} output ────")
 
     def _record(self, step: Step, status: Status, why: str) -> None:
         result = StageResult(step.name, status, 0.0, step.budget_s, summary=why)
         result.blocking = step.blocking
         write_result(self.out_dir, result, self.redact)
         self.results[step.name] = result
-        self.say(f"{_ICON[status]} {step.name} {status.value}: {why}")
-
-
-_ICON = {
-    Status.PASSED: "✔",
-    Status.FAILED: "✘",
-    Status.ERROR: "✘",
-    Status.TIMEOUT: "⏱",
-    Status.INTERNAL: "✘",
-    Status.SKIPPED: "○",
-    Status.BLOCKED: "⊘",
-    Status.CANCELLED: "■",
-}
-
-
-def _last_line(path: Path) -> str:
-    """The last non-empty line a running stage printed (progress for the heartbeat)."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 2048))
-            lines = [x.strip() for x in fh.read().decode(errors="replace").splitlines()]
-    except OSError:
-        return ""
-    line = next((x for x in reversed(lines) if x), "")
-    return line[:120]
+        self.display.finished(step, result, 0.0, None)
 
 
 def nox_command(noxfile: Path, extra: Sequence[str] = ()) -> Callable[[str], list[str]]:

@@ -1,5 +1,6 @@
-"""`invoke ci` and the other flows: plan the graph, run it, print the gate table, write
-`summary.md`. The invoke tasks are one call into `run_flow`."""
+"""`invoke ci` and the other flows: plan the graph, run it (live progress on a terminal,
+plain lines elsewhere), print the gate table, write `summary.md`, record the run in the
+history store. The invoke tasks are one call into `run_flow`."""
 
 from __future__ import annotations
 
@@ -11,8 +12,64 @@ from pathlib import Path
 
 from ci import report, settings
 from ci.console import MaskedStream
-from ci.flow import Executor, MaskChannel, ProcessLauncher, nox_command, plan
+from ci.errors import PipelineError
+from ci.flow import (
+    Executor,
+    FlowOutcome,
+    MaskChannel,
+    ProcessLauncher,
+    Step,
+    nox_command,
+    plan,
+)
+from ci.history.records import RunInfo
+from ci.progress import Display
 from ci.redact import Redactor, add_mask_lines, secrets_from_env
+from ci.settings import Settings
+
+_FALSE = ("", "0", "false", "no")
+
+
+def choose_display(
+    cfg: Settings, env: dict[str, str], out: MaskedStream, steps: list[Step]
+) -> Display | None:
+    """The live view (rich) on a terminal outside CI; None means plain lines.
+    `[tool.pipeline] progress = "live"` forces it, `"plain"` never uses it."""
+    mode = cfg.top.choice("progress", ("auto", "live", "plain"))
+    if mode == "plain":
+        return None
+    if mode == "auto":
+        in_ci = env.get("CI", "").strip().lower() not in _FALSE
+        if in_ci or env.get("GITHUB_ACTIONS") == "true" or env.get("TERM") == "dumb":
+            return None
+        if not out.isatty():
+            return None
+    from ci.live import LiveDisplay, make_console
+
+    return LiveDisplay(make_console(out, force=mode == "live"), steps)
+
+
+def _context(cfg: Settings, stages: Sequence[str] | None, steps: list[Step]) -> RunInfo | None:
+    """The history record this run will become, or None when runs are not recorded."""
+    if not cfg.top.flag("record_runs"):
+        return None
+    from ci import ci_runs
+    from ci.history import current_context
+
+    return current_context(
+        cfg, ci_runs.KIND, meta=ci_runs.meta([s.name for s in steps], full=stages is None)
+    )
+
+
+def _record(cfg: Settings, info: RunInfo, outcome: FlowOutcome) -> str:
+    """Record the run; a history that cannot be written is one warning line, never a
+    changed verdict."""
+    from ci import ci_runs
+
+    try:
+        return ci_runs.record(cfg, info, outcome.results, outcome.interrupted)
+    except PipelineError as err:
+        return f"warning: history not recorded: {err}"
 
 
 def run_flow(
@@ -33,6 +90,7 @@ def run_flow(
     redactor = Redactor(secrets_from_env(env, cfg.secret_env))
     steps = plan(stages, cfg.budget, cfg.timeout)
     github = env.get("GITHUB_ACTIONS") == "true"
+    info = _context(cfg, stages, steps)
     out = MaskedStream(sys.stdout, redactor)
     channel: MaskChannel | None = None
     if github:
@@ -60,6 +118,7 @@ def run_flow(
             github=github,
             grace_s=cfg.cancel_grace,
             redact=redactor,
+            display=choose_display(cfg, env, out, steps),
         ).run()
     finally:
         if channel is not None:
@@ -74,6 +133,8 @@ def run_flow(
         cfg.out_dir, outcome.results, env.get("GITHUB_STEP_SUMMARY"), redactor
     )
     out.write(f"results: {cfg.out_dir}/<stage>.json   summary: {summary}\n")
+    if info is not None:
+        out.write(_record(cfg, info, outcome) + "\n")
     out.finish()
     code = outcome.exit_code
     if outcome.interrupted:

@@ -236,9 +236,7 @@ def execute(
             interrupts.deadline(0)
             result.artifacts.setdefault("log", str(log_path))
             result.blocking = spec.blocking
-            for finding in result.findings:
-                if finding.severity == "error":
-                    runner.error(finding.one_line())
+            _announce(runner, result, settings, env)
             outcome = _Outcome(result, _code(result.status))
         except BaseException as exc:  # every way out still writes a result
             interrupts.deadline(0)
@@ -253,6 +251,23 @@ def execute(
     except OSError as err:
         return 2, redactor(f"{name}: cannot write result to {out_dir}: {err.strerror}")
     return outcome.code, redactor(verdict(result))
+
+
+def _announce(
+    runner: Runner, result: StageResult, settings: Settings, env: Mapping[str, str]
+) -> None:
+    """The findings as error lines; under GitHub Actions as annotations on the lines they
+    point at (paths relative to the repository root, GITHUB_WORKSPACE)."""
+    if not runner.github:
+        for finding in result.findings:
+            if finding.severity == "error":
+                runner.error(finding.one_line())
+        return
+    from ci.annotations import commands
+
+    repo_root = Path(env.get("GITHUB_WORKSPACE") or settings.root)
+    for line in commands(result.findings, result.stage, settings.workspace, repo_root):
+        runner.say(line)
 
 
 def _code(status: Status) -> int:
