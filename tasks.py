@@ -4,6 +4,8 @@ invoke ci            every stage as the specification's graph, gate table, non-z
 invoke check         fmt, then lint + unit + integration: "ready to push"
 invoke tools.install pinned cargo tools (nextest, audit, deny)
 invoke release       --tag vX.Y.Z: build, package and publish a GitHub release (ci/release/)
+invoke report        gate table, summary.md, --html report, --comment on the PR (ci/reports/)
+invoke metrics       the specification's success metrics against their targets
 """
 
 from __future__ import annotations
@@ -106,20 +108,52 @@ def check(c: Context) -> None:
     _flow(["lint", "unit", "integration"])
 
 
-@task
-def report(c: Context) -> None:
+@task(
+    help={
+        "html": "also write report.html (charts: durations vs budgets, trends, deployments, "
+        "metrics)",
+        "comment": "also post the summary as the PR's one pipeline comment (GITHUB_TOKEN)",
+        "record": "also record the results as one CI run in the history store",
+    }
+)
+def report(c: Context, html: bool = False, comment: bool = False, record: bool = False) -> None:
     """Re-render the gate table and summary.md from the last results (runs nothing)."""
-    from ci import report as rep
-    from ci import settings
-    from ci.registry import STAGES
+    from ci.reports.tasks import run_report
 
     with _errors():
-        cfg = settings.load(ROOT)
-    results = rep.load(cfg.out_dir, [s.name for s in STAGES])
-    if not results:
-        raise Exit(f"no results in {cfg.out_dir}: run `invoke ci` first", code=2)
-    print(rep.table(results))
-    print(f"summary: {rep.write_summary(cfg.out_dir, results, None)}")
+        run_report(ROOT, html=html, comment=comment, record=record)
+
+
+@task
+def metrics(c: Context) -> None:
+    """The specification's success metrics from the recorded runs, against their targets."""
+    from ci.reports.tasks import run_metrics
+
+    with _errors():
+        run_metrics(ROOT)
+
+
+@task
+def selfcheck(c: Context) -> None:
+    """The build definition's own checks: ruff, mypy, fast tests, workflow linters."""
+    from ci.selfcheck import run_selfcheck
+
+    with _errors():
+        failed = run_selfcheck(ROOT)
+    if failed:
+        raise Exit(code=1)
+
+
+@task(help={})
+def workflows_check(c: Context) -> None:
+    """Check .github/workflows: schema-valid, every run: one existing session or task."""
+    from ci.selfcheck import check_workflows
+
+    with _errors():
+        found = check_workflows(ROOT)
+    if found:
+        raise Exit("\n".join(f"error: {line}" for line in found), code=3)
+    print("workflows: valid; every run: is one existing nox session or invoke task")
 
 
 @task(
@@ -154,12 +188,15 @@ def hooks_install(c: Context, hook: str = "pre-commit", force: bool = False) -> 
 
 
 def _namespace() -> Collection:
-    ns = Collection(ci, nightly, fmt, lint, test, check, report)
+    ns = Collection(ci, nightly, fmt, lint, test, check, report, metrics, selfcheck)
     ns.add_task(release_task(ROOT), name="release")
     tools_ns = Collection("tools")
     tools_ns.add_task(install, name="install")
     hooks_ns = Collection("hooks")
     hooks_ns.add_task(hooks_install, name="install")
+    workflows_ns = Collection("workflows")
+    workflows_ns.add_task(workflows_check, name="check")
+    ns.add_collection(workflows_ns)
     ns.add_collection(tools_ns)
     ns.add_collection(hooks_ns)
     ns.add_collection(history_tasks.collection(ROOT))
