@@ -144,13 +144,13 @@ def selfcheck(c: Context) -> None:
         raise Exit(code=1)
 
 
-@task(help={})
-def workflows_check(c: Context) -> None:
+@task(help={"path": "the workflows folder (default: .github/workflows)"})
+def workflows_check(c: Context, path: str = "") -> None:
     """Check .github/workflows: schema-valid, every run: one existing session or task."""
     from ci.selfcheck import check_workflows
 
     with _errors():
-        found = check_workflows(ROOT)
+        found = check_workflows(ROOT, Path(path) if path else None)
     if found:
         raise Exit("\n".join(f"error: {line}" for line in found), code=3)
     print("workflows: valid; every run: is one existing nox session or invoke task")

@@ -16,7 +16,7 @@ Implemented: GET /repos/{o}/{r}; releases: GET by tag, GET/PATCH by id, POST cre
 GET list; assets: GET list (paginated, Link header), POST upload through `upload_url`
 (a separate /uploads prefix, as uploads.github.com is a separate host), GET metadata or
 bytes (Accept: application/octet-stream -> 302 to /downloads, like GitHub's storage
-redirect, which needs no token), DELETE.
+redirect, which needs no token), DELETE. PR comments: github_issues.py.
 """
 
 from __future__ import annotations
@@ -126,9 +126,10 @@ class FakeGitHub:
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread: threading.Thread | None = None
-        from fakes.github_releases import register
+        from fakes import github_issues, github_releases
 
-        register(self)  # more API areas (PR comments, deployments, issues) register alike
+        github_releases.register(self)  # more API areas (deployments, ...) register alike
+        github_issues.register(self)
 
     # ---- lifecycle -------------------------------------------------------------------
     @property

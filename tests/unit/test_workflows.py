@@ -1,0 +1,153 @@
+"""Check-mode twin of .github/workflows/: schema-valid, every `run:` one existing nox
+session or invoke task after one set-up step, pinned actions, least privilege, and job
+timeouts in step with the stages' hard limits. (zizmor and actionlint run in
+tests/e2e/test_workflow_lint.py: they are processes.)"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from ci import settings as settings_mod
+from ci import workflows
+from ci.errors import ConfigError
+from ci.registry import STAGES
+from ci.selfcheck import check_workflows, task_collection
+
+ROOT = Path(__file__).resolve().parents[2]
+FOLDER = ROOT / ".github" / "workflows"
+SETUP_MINUTES = 15  # what test.yml's header promises on top of a stage's hard limit
+
+
+@pytest.fixture(scope="module")
+def tasks() -> dict[str, list[str]]:
+    return workflows.invoke_tasks(task_collection(ROOT))
+
+
+def _test_yml() -> dict:
+    return workflows.load(FOLDER / "test.yml").doc
+
+
+def test_every_workflow_is_valid_and_every_run_is_one_existing_call() -> None:
+    assert check_workflows(ROOT) == []
+
+
+def test_schema_is_the_vendored_github_workflow_schema() -> None:
+    schema = workflows.schema()
+    assert "jobs" in schema["properties"] and "on" in schema["properties"]
+    broken = workflows.Workflow(Path("broken.yml"), {"on": "push", "jobs": {"x": {"steps": 3}}})
+    errors = workflows.schema_errors(broken, schema)
+    assert errors and all(e.startswith("broken.yml: jobs") for e in errors)
+
+
+def _wf(tmp_path: Path, steps: str) -> workflows.Workflow:
+    path = tmp_path / "w.yml"
+    path.write_text(
+        "on: push\npermissions: {}\njobs:\n  j:\n    runs-on: ubuntu-latest\n    steps:\n" + steps
+    )
+    return workflows.load(path)
+
+
+@pytest.mark.parametrize(
+    ("run", "problem"),
+    [
+        ("nox -s moon", "nox session 'moon' does not exist"),
+        ("nox -s lint unit", "one session per step"),
+        ("nox", "call exactly one session"),
+        ("invoke deploy.staging", "invoke task 'deploy.staging' does not exist"),
+        ("invoke report --htm", "invoke report has no option --htm"),
+        ("invoke ci && invoke report", "run must be one command"),
+        ("cargo test", "is neither `nox -s <session>` nor `invoke <task>`"),
+        ('invoke release --tag "${{ github.ref_name }}"', "pass the value through env"),
+        ("bash .ci/setup everything", "unknown set-up part(s) everything"),
+    ],
+)
+def test_bad_run_lines_are_one_clear_line_each(tmp_path: Path, tasks, run: str, problem: str):
+    wf = _wf(tmp_path, f"      - run: bash .ci/setup python\n      - run: '{run}'\n")
+    found = workflows.run_problems(wf, [s.name for s in STAGES], tasks)
+    assert len(found) == 1, found
+    assert found[0].startswith("w.yml: job j, step ") and problem in found[0], found[0]
+
+
+def test_one_set_up_step_and_it_comes_first(tmp_path: Path, tasks) -> None:
+    steps = "      - run: nox -s lint\n      - run: bash .ci/setup\n      - run: bash .ci/setup\n"
+    found = workflows.run_problems(_wf(tmp_path, steps), ["lint"], tasks)
+    assert found == [
+        "w.yml: job j, step 2: the set-up step comes before the pipeline calls",
+        "w.yml: job j, step 3: a job has one set-up step",
+    ]
+
+
+def test_good_calls_pass(tmp_path: Path, tasks) -> None:
+    steps = (
+        "      - run: bash .ci/setup python tools\n      - run: nox -s unit -- some_test\n"
+        "      - run: invoke report --html --comment\n      - run: invoke hooks.install\n"
+    )
+    assert workflows.run_problems(_wf(tmp_path, steps), ["unit"], tasks) == []
+
+
+def test_not_yaml_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.yml").write_text("jobs: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yml: not a readable YAML workflow \(line 2\)"):
+        workflows.load(tmp_path / "bad.yml")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no workflow files"):
+        workflows.problems(tmp_path / "empty", [], {})
+
+
+def test_stage_jobs_mirror_the_registry_graph() -> None:
+    jobs = _test_yml()["jobs"]
+    for spec in STAGES:
+        if not spec.in_ci:
+            continue
+        job = jobs[spec.name]
+        runs = [s["run"] for s in job["steps"] if "run" in s]
+        assert runs[-1] == f"nox -s {spec.name}", spec.name
+        assert len(runs) == 2 and runs[0].startswith("bash .ci/setup"), spec.name
+        needs = job.get("needs", [])
+        needs = [needs] if isinstance(needs, str) else needs
+        assert sorted(needs) == sorted(spec.needs), spec.name
+    report = jobs["report"]
+    assert set(report["needs"]) == {s.name for s in STAGES if s.in_ci}
+    assert report["if"] == "always()"
+
+
+def test_timeouts_follow_the_stage_hard_limits() -> None:
+    cfg = settings_mod.load(ROOT)
+    jobs = _test_yml()["jobs"]
+    for spec in STAGES:
+        if spec.in_ci:
+            expected = math.ceil(cfg.timeout(spec.name) / 60) + SETUP_MINUTES
+            assert jobs[spec.name]["timeout-minutes"] == expected, spec.name
+    assert all("timeout-minutes" in job for job in jobs.values())
+
+
+def test_triggers_concurrency_and_least_privilege() -> None:
+    doc = _test_yml()
+    assert set(doc["on"]) == {"push", "pull_request", "workflow_dispatch"}
+    assert doc["on"]["push"] == {"branches": ["main"]}
+    assert doc["permissions"] == {}
+    assert "cancel-in-progress" in doc["concurrency"]
+    for name, job in doc["jobs"].items():
+        extra = {"pull-requests": "write"} if name == "report" else {}
+        assert job["permissions"] == {"contents": "read", **extra}, name
+
+
+def test_actions_are_pinned_and_secrets_only_through_env() -> None:
+    for path in sorted(FOLDER.glob("*.yml")):
+        text = path.read_text()
+        for ref, comment in re.findall(r"uses:\s*(\S+)(.*)", text):
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), f"{path.name}: {ref}"
+            assert comment.strip().startswith("# "), f"{path.name}: {ref}: name the version"
+        doc = workflows.load(path).doc
+        for job in doc["jobs"].values():
+            assert "secrets." not in str(job.get("env", {})), path.name
+            for step in job["steps"]:
+                if "secrets." in str(step):
+                    assert "secrets." in str(step.get("env", {})), f"{path.name}: {step}"
+                    assert "secrets." not in str({k: v for k, v in step.items() if k != "env"})
+                if str(step.get("uses", "")).startswith("actions/checkout"):
+                    assert step["with"]["persist-credentials"] is False
