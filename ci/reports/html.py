@@ -145,7 +145,13 @@ def render(
         ),
         _card(
             "Benchmark trends",
-            svg.lines("bench", bench, unit=bench_unit, title="Benchmarks (red: regression)")
+            svg.lines(
+                "bench",
+                bench,
+                unit=bench_unit,
+                title="Benchmarks (red: regression)",
+                floor_zero=False,
+            )
             if bench
             else None,
             "no benchmark run recorded (`nox -s bench`)",
@@ -159,6 +165,7 @@ def render(
                 title="Total line coverage",
                 target=coverage_target,
                 target_label="gate",
+                floor_zero=False,
             )
             if cov
             else None,

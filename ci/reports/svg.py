@@ -139,7 +139,11 @@ def lines(
         values.append(target)
     times = sorted({p.at for pts in series.values() for p in pts})
     hi = nice_max(max(values or [1.0]))
-    lo = 0.0 if floor_zero else min(values or [0.0])
+    lo = 0.0
+    if not floor_zero and values:
+        magnitude = 10 ** math.floor(math.log10(max(abs(min(values)), 1e-9)))
+        lo = math.floor(min(values) / magnitude) * magnitude
+        lo = lo if lo < min(values) else lo - magnitude
     span = (hi - lo) or 1.0
     plot_h = height - top_pad - bottom
     index = {t: i for i, t in enumerate(times)}
