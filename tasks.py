@@ -114,14 +114,21 @@ def check(c: Context) -> None:
         "metrics)",
         "comment": "also post the summary as the PR's one pipeline comment (GITHUB_TOKEN)",
         "record": "also record the results as one CI run in the history store",
+        "step_summary": "append summary.md to $GITHUB_STEP_SUMMARY when set (default: yes)",
     }
 )
-def report(c: Context, html: bool = False, comment: bool = False, record: bool = False) -> None:
+def report(
+    c: Context,
+    html: bool = False,
+    comment: bool = False,
+    record: bool = False,
+    step_summary: bool = True,
+) -> None:
     """Re-render the gate table and summary.md from the last results (runs nothing)."""
     from ci.reports.tasks import run_report
 
     with _errors():
-        run_report(ROOT, html=html, comment=comment, record=record)
+        run_report(ROOT, html=html, comment=comment, record=record, step_summary=step_summary)
 
 
 @task

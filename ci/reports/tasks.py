@@ -155,10 +155,12 @@ def run_report(
     html: bool = False,
     comment: bool = False,
     record: bool = False,
+    step_summary: bool = True,
     env: Mapping[str, str] | None = None,
     say: Callable[[str], None] = print,
 ) -> None:
-    """`invoke report`: see the module docstring."""
+    """`invoke report`: see the module docstring. `step_summary=False` leaves
+    $GITHUB_STEP_SUMMARY alone (a second report step of the same job)."""
     import os
 
     env = dict(os.environ if env is None else env)
@@ -169,6 +171,8 @@ def run_report(
     if comment:
         post, token_mask = _comment(settings, env, say)
         redact.add(token_mask.values)
+    if record:
+        say(redact(record_results(settings, results)))
     page = ""
     if html:
         start = time.monotonic()
@@ -187,15 +191,16 @@ def run_report(
         render_s = time.monotonic() - start
     say(redact(gate_report.table(results)))
     summary = gate_report.write_summary(
-        settings.out_dir, results, env.get("GITHUB_STEP_SUMMARY"), redact
+        settings.out_dir,
+        results,
+        env.get("GITHUB_STEP_SUMMARY") if step_summary else None,
+        redact,
     )
     say(f"summary: {summary}")
     if html:
         path = settings.out_dir / settings.section("report").text("html")
         atomic_write(path, redact(page))
         say(f"html report: {path} (rendered in {render_s:.2f}s)")
-    if record:
-        say(redact(record_results(settings, results)))
     if post is not None:
         say(redact(post(summary.read_text(encoding="utf-8"))))
 

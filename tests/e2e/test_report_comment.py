@@ -158,3 +158,37 @@ def test_missing_token_is_one_line_and_nothing_is_written(tmp_path: Path) -> Non
         "write' (in a workflow: env GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }})"
     ]
     assert not (out / "summary.md").exists()  # checked before anything was written
+
+
+def test_record_and_step_summary_once_per_job(tmp_path: Path) -> None:
+    """The report job records the stages that ran on other machines as one CI run, and
+    its comment step leaves the step summary alone (it was written once already)."""
+    from ci import settings as settings_mod
+    from ci.history import open_store
+
+    out = tmp_path / "out"
+    _results(out)
+    write_result(out, StageResult("security", Status.PASSED, 20.0, 120))
+    write_result(out, StageResult("integration", Status.PASSED, 30.0, 300))
+    step = tmp_path / "step-summary.md"
+    env = {
+        "PATH": os.environ["PATH"],
+        "CIPIPE_OUTPUT_DIR": str(out),
+        "CIPIPE_HISTORY__PATH": str(tmp_path / "history.sqlite3"),
+        "GITHUB_STEP_SUMMARY": str(step),
+    }
+    said: list[str] = []
+    run_report(ROOT, html=True, record=True, env=env, say=said.append)
+    assert any(line.startswith("history: recorded run") for line in said), said
+    with open_store(settings_mod.load(ROOT, env)) as store:
+        (run,) = store.runs("ci")
+        assert run.run.meta == {
+            "flow": "report",
+            "stages": ["lint", "security", "unit", "integration"],
+            "full": True,
+        }
+        assert run.run.duration_s == pytest.approx(3.2 + 9.5 + 30.0, abs=0.5)  # critical path
+    once = step.read_text()
+    assert once.count("## Pipeline: passed") == 1
+    run_report(ROOT, step_summary=False, env=env, say=said.append)
+    assert step.read_text() == once
