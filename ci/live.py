@@ -111,7 +111,9 @@ class LiveDisplay:
     ) -> None:
         """A stage's verdict; a failed stage's log tail goes above the table."""
         row = self.rows.setdefault(step.name, _Row(step))
-        row.state, row.result, row.elapsed, row.spinner = "done", result, elapsed, None
+        # The stage's own measure when it has one: the same number as the gate table.
+        took = result.duration_s if result.duration_s > 0 else elapsed
+        row.state, row.result, row.elapsed, row.spinner = "done", result, took, None
         failed = not result.status.ok and result.status not in (
             Status.CANCELLED,
             Status.BLOCKED,
