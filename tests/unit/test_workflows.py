@@ -105,8 +105,11 @@ def test_stage_jobs_mirror_the_registry_graph() -> None:
             continue
         job = jobs[spec.name]
         runs = [s["run"] for s in job["steps"] if "run" in s]
-        assert runs[-1] == f"nox -s {spec.name}", spec.name
-        assert len(runs) == 2 and runs[0].startswith("bash .ci/setup"), spec.name
+        assert runs[0].startswith("bash .ci/setup"), spec.name
+        assert [r for r in runs if r.startswith("nox")] == [f"nox -s {spec.name}"], spec.name
+        # beside the stage: only carrying the history store between runners
+        others = [r for r in runs[1:] if not r.startswith("nox")]
+        assert all(r.startswith("invoke history.") for r in others), others
         needs = job.get("needs", [])
         needs = [needs] if isinstance(needs, str) else needs
         assert sorted(needs) == sorted(spec.needs), spec.name
@@ -140,7 +143,7 @@ def test_actions_are_pinned_and_secrets_only_through_env() -> None:
     for path in sorted(FOLDER.glob("*.yml")):
         text = path.read_text()
         for ref, comment in re.findall(r"uses:\s*(\S+)(.*)", text):
-            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), f"{path.name}: {ref}"
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}", ref), ref
             assert comment.strip().startswith("# "), f"{path.name}: {ref}: name the version"
         doc = workflows.load(path).doc
         for job in doc["jobs"].values():
