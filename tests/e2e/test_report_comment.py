@@ -170,6 +170,7 @@ def test_record_and_step_summary_once_per_job(tmp_path: Path) -> None:
     _results(out)
     write_result(out, StageResult("security", Status.PASSED, 20.0, 120))
     write_result(out, StageResult("integration", Status.PASSED, 30.0, 300))
+    write_result(out, StageResult("coverage", Status.PASSED, 40.0, 120))
     step = tmp_path / "step-summary.md"
     env = {
         "PATH": os.environ["PATH"],
@@ -184,10 +185,11 @@ def test_record_and_step_summary_once_per_job(tmp_path: Path) -> None:
         (run,) = store.runs("ci")
         assert run.run.meta == {
             "flow": "report",
-            "stages": ["lint", "security", "unit", "integration"],
+            "stages": ["lint", "security", "unit", "integration", "coverage"],
             "full": True,
         }
-        assert run.run.duration_s == pytest.approx(3.2 + 9.5 + 30.0, abs=0.5)  # critical path
+        # the critical path: lint, unit, then coverage (longer than integration beside it)
+        assert run.run.duration_s == pytest.approx(3.2 + 9.5 + 40.0, abs=0.5)
     once = step.read_text()
     assert once.count("## Pipeline: passed") == 1
     run_report(ROOT, step_summary=False, env=env, say=said.append)
