@@ -107,6 +107,14 @@ for _spec in STAGES:
 # after SIGINT, and that must not kill nox while the stage is still tearing down. A stage
 # run in this process installs the same policy for itself (ci.stage.execute).
 if __name__ == "user_nox_module":  # loaded by nox itself (not by a test importing it)
+    import atexit
+    import signal
+
     from ci.interrupts import Interrupts
 
     Interrupts().__enter__()
+    # Python resets handlers while it shuts down; a signal arriving then (GitHub's SIGTERM
+    # just after we finished tearing down) would turn exit 130 into a kill.
+    atexit.register(
+        lambda: [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)]
+    )

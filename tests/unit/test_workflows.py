@@ -154,3 +154,16 @@ def test_actions_are_pinned_and_secrets_only_through_env() -> None:
                     assert "secrets." not in str({k: v for k, v in step.items() if k != "env"})
                 if str(step.get("uses", "")).startswith("actions/checkout"):
                     assert step["with"]["persist-credentials"] is False
+
+
+def test_nightly_job_runs_invoke_nightly_within_its_stages_hard_limits() -> None:
+    cfg = settings_mod.load(ROOT)
+    nightly = workflows.load(FOLDER / "nightly.yml").doc
+    [job] = nightly["jobs"].values()
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    assert runs == ["bash .ci/setup python tools", "invoke nightly"]
+    stages = cfg.section("nightly").strings("stages")
+    expected = sum(math.ceil(cfg.timeout(s) / 60) for s in stages) + SETUP_MINUTES
+    assert job["timeout-minutes"] == expected
+    on = nightly.get("on", nightly.get(True))  # a YAML 1.1 loader reads `on:` as True
+    assert on["schedule"]
