@@ -4,8 +4,11 @@ and SIGTERM (the stage runner turns SIGTERM into KeyboardInterrupt)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from ci.errors import ConfigError, ServiceError
 from ci.services.base import Backend, RunningService, ServiceSpec
@@ -44,6 +47,18 @@ def specs_from_settings(settings: Settings, names: list[str]) -> list[ServiceSpe
     return specs
 
 
+def template_root(settings: Settings) -> Path | None:
+    """Where the local backend keeps its initdb templates (None: initdb every run)."""
+    text = settings.section("services").text("template_dir").strip()
+    if text.lower() == "none":
+        return None
+    if text:
+        return Path(os.path.expanduser(text))
+    # Under the temp dir, like the servers' data dirs: when we run as root, the server
+    # (and initdb) run as an unprivileged account, which cannot enter root's home.
+    return Path(tempfile.gettempdir()) / f"cipipe-postgres-templates-{os.getuid()}"
+
+
 def choose_backend(
     settings: Settings, specs: list[ServiceSpec], say: Callable[[str], None] | None = None
 ) -> Backend:
@@ -52,7 +67,7 @@ def choose_backend(
     section = settings.section("services")
     kind = section.choice("backend", ("auto", "docker", "local"))
     docker = DockerBackend(pull=section.flag("pull"))
-    local = LocalBackend()
+    local = LocalBackend(template_root=template_root(settings))
     options: dict[str, list[Backend]] = {"docker": [docker], "local": [local]}
     candidates = options.get(kind, [docker, local])
     reasons: list[str] = []

@@ -11,8 +11,9 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from ci.errors import ServiceError
@@ -139,6 +140,44 @@ def probe_postgres(
         fields = {f[:1]: f[1:].decode(errors="replace") for f in body.split(b"\0") if f}
         return fields.get(b"M", "error response")
     return f"unexpected reply {kind!r}"
+
+
+def _messages(sock: socket.socket) -> Iterator[tuple[bytes, bytes]]:
+    """Backend messages (type, body) from a Postgres connection."""
+    while True:
+        kind = _recv_exact(sock, 1)
+        length = struct.unpack("!i", _recv_exact(sock, 4))[0]
+        yield kind, _recv_exact(sock, length - 4)
+
+
+def postgres_unix_query(
+    socket_dir: Path, port: int, user: str, database: str, sql: str, timeout: float = 10.0
+) -> None:
+    """Run one statement over the server's unix socket with trust authentication (how
+    the local backend sets the per-run password without it ever being on a command
+    line); ServiceError with the server's message when it fails."""
+    params = f"user\0{user}\0database\0{database}\0\0".encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(socket_dir / f".s.PGSQL.{port}"))
+        sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+        stream = _messages(sock)
+        error = ""
+        sent = False
+        for kind, body in stream:
+            if kind == b"E":
+                fields = {f[:1]: f[1:].decode(errors="replace") for f in body.split(b"\0") if f}
+                error = fields.get(b"M", "error")
+            elif kind == b"R" and struct.unpack("!i", body[:4])[0] != 0:
+                raise ServiceError("postgres: the local socket asked for a password (not trust)")
+            elif kind == b"Z":
+                if error or sent:
+                    break
+                query = sql.encode() + b"\0"
+                sock.sendall(b"Q" + struct.pack("!i", 4 + len(query)) + query)
+                sent = True
+        if error:
+            raise ServiceError(f"postgres: {error}")
 
 
 def probe_redis(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import glob
+import hashlib
 import os
 import pwd
 import secrets
@@ -27,6 +28,7 @@ from ci.services.base import (
     make_url,
     pid_alive,
     port_in_use,
+    postgres_unix_query,
     wait_ready,
 )
 
@@ -55,13 +57,16 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
 
 
 class LocalBackend:
-    """Runs services as local processes."""
+    """Runs services as local processes. Postgres starts from a copy of a data directory
+    made by `initdb` once per server version and user (`template_root`; None: initdb
+    every run), and gets a fresh password every run."""
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, template_root: Path | None = None) -> None:
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._dirs: list[Path] = []
+        self.template_root = template_root
 
     def _binary(self, tool: str, version: str = "") -> str | None:
         if tool in ("initdb", "postgres"):
@@ -94,7 +99,7 @@ class LocalBackend:
         password: str | None = None
         if spec.name == "postgres":
             password = secrets.token_urlsafe(18)  # per run, like the docker backend
-            self._initdb(spec, workdir, user, password)
+            self._data_dir(spec, workdir, user)
         for attempt in range(PORT_RETRIES):
             port = spec.port or free_port()
             if spec.port and port_in_use(port):
@@ -118,6 +123,14 @@ class LocalBackend:
                 if _port_taken(log):
                     raise ServiceError(f"{spec.name}: port {port} is already in use") from None
                 raise err from None
+            if password is not None:  # set over the unix socket: never on a command line
+                postgres_unix_query(
+                    workdir,
+                    port,
+                    spec.user,
+                    "postgres",
+                    f"ALTER ROLE \"{spec.user}\" PASSWORD '{password}'",
+                )
             return RunningService(
                 name=spec.name,
                 backend=self.name,
@@ -131,20 +144,59 @@ class LocalBackend:
             )
         raise ServiceError(f"{spec.name}: no free port after {PORT_RETRIES} attempts")
 
-    def _initdb(
-        self, spec: ServiceSpec, workdir: Path, user: pwd.struct_passwd | None, password: str
-    ) -> None:
+    def _data_dir(self, spec: ServiceSpec, workdir: Path, user: pwd.struct_passwd | None) -> None:
+        """`workdir/data`: a copy of the template (made on first use), or a fresh initdb."""
+        if self.template_root is None:
+            self._initdb(spec, workdir / "data", user)
+            return
+        template = self._template(spec, user)
+        # cp -a keeps the owner (the server refuses a data dir it does not own) and modes
+        res = subprocess.run(
+            ["cp", "-a", "--reflink=auto", str(template), str(workdir / "data")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if res.returncode != 0:
+            raise ServiceError(f"postgres: cannot copy the template {template}: {res.stderr}")
+
+    def _template(self, spec: ServiceSpec, user: pwd.struct_passwd | None) -> Path:
+        """The initdb result for this server version and user, made once and kept."""
+        initdb = self._binary("initdb", spec.version)
+        assert initdb is not None and self.template_root is not None
+        stamp = os.stat(initdb)
+        ident = f"{initdb}:{stamp.st_size}:{stamp.st_mtime_ns}:{spec.user}"
+        digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
+        final = self.template_root / f"postgres-{spec.version or 'any'}-{digest}"
+        if (final / "PG_VERSION").is_file():
+            return final
+        self.template_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".template-", dir=self.template_root))
+        try:
+            if user is not None:
+                os.chown(staging, user.pw_uid, user.pw_gid)
+            self._initdb(spec, staging / "data", user)
+            try:
+                os.rename(staging / "data", final)
+            except OSError:
+                if not (final / "PG_VERSION").is_file():  # not a concurrent run's template
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return final
+
+    def _initdb(self, spec: ServiceSpec, data: Path, user: pwd.struct_passwd | None) -> None:
         initdb = self._binary("initdb", spec.version)
         assert initdb is not None
-        # Password auth over TCP, as in production and the postgres image; the password file
-        # lives only as long as initdb runs (never on argv).
-        pwfile = workdir / "pwfile"
+        # Password auth over TCP, as in production and the postgres image. initdb gets a
+        # throwaway password (from a file, never argv); each run sets its own.
+        pwfile = data.parent / f"pwfile-{os.getpid()}"
         fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(password)
+            fh.write(secrets.token_urlsafe(18))
         if user is not None:
             os.chown(pwfile, user.pw_uid, user.pw_gid)
-        cmd = [initdb, "-D", str(workdir / "data"), "-U", spec.user, "--pwfile", str(pwfile)]
+        cmd = [initdb, "-D", str(data), "-U", spec.user, "--pwfile", str(pwfile)]
         cmd += ["--auth-host=scram-sha-256", "--auth-local=trust"]
         cmd += ["-E", "UTF8", "--no-sync", "--no-instructions"]
         res = subprocess.run(

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -205,3 +206,35 @@ def test_a_server_that_never_answers_times_out() -> None:
         with pytest.raises(ServiceError, match=rf"postgres on 127.0.0.1:{port} not ready after 1s"):
             wait_ready(spec, "127.0.0.1", port, alive=lambda: None, timeout=1.0)
         assert time.monotonic() - start < 1.5
+
+
+def test_postgres_from_a_template_with_a_fresh_password_every_run() -> None:
+    import psycopg
+
+    # Not pytest's tmp_path: as root the server runs as another account, which must be
+    # able to reach the folder (pytest's is private to root).
+    root = Path(tempfile.mkdtemp(prefix="cipipe-template-test-"))
+    root.chmod(0o755)
+    try:
+        check_template_runs(root, psycopg)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def check_template_runs(tmp_path: Path, psycopg) -> None:
+    s = cfg(services__backend="local", services__template_dir=str(tmp_path / "templates"))
+    passwords = []
+    for _ in range(2):
+        with provision(s, ["postgres"]) as svc:
+            pg = svc["postgres"]
+            [password] = pg.secrets
+            passwords.append(password)
+            with psycopg.connect(pg.url, connect_timeout=5) as conn:  # password auth works
+                assert conn.execute("select 1").fetchone() == (1,)
+            wrong = pg.url.replace(password, "not-the-password")
+            with pytest.raises(psycopg.OperationalError, match="password authentication"):
+                psycopg.connect(wrong, connect_timeout=5)
+    assert passwords[0] != passwords[1]
+    [template] = list((tmp_path / "templates").iterdir())  # made once, then copied
+    assert (template / "PG_VERSION").is_file()
+    assert not [p for p in (tmp_path / "templates").iterdir() if p.name.startswith(".")]
