@@ -10,7 +10,7 @@ from typing import Any
 
 from ci import tools
 from ci.errors import WorkspaceError
-from ci.parsers import TestCase, parse_junit
+from ci.parsers import TestCase, junit_xml, parse_junit, parse_libtest
 from ci.redact import mask_xml
 from ci.result import Finding, Status, atomic_write
 from ci.stage import Clock, StageContext
@@ -102,6 +102,27 @@ def nextest(
     return TestRun(res.returncode, cases, junit, res.output)
 
 
+def libtest(
+    ctx: StageContext, selection: Sequence[str], env: dict[str, str] | None = None
+) -> TestRun:
+    """`cargo test --workspace <selection> --no-fail-fast`: every test binary runs its
+    tests in one process (no per-test process as with nextest: much faster for many small
+    tests). Results come from libtest's stable human output; the JUnit report is written
+    from them. Extra posargs are test-name filters."""
+    args = ["cargo", "test", "--workspace", *selection, "--no-fail-fast", "--"]
+    args += ["--color", "never", *ctx.posargs]
+    res = ctx.runner.run(
+        args,
+        cwd=ctx.workspace,
+        env={**ctx.cargo_env(), **(env or {})},
+        merge_stderr=True,
+    )
+    cases = parse_libtest(res.stdout)
+    junit = ctx.artifacts_dir / "junit.xml"
+    atomic_write(junit, mask_xml(junit_xml(cases), ctx.runner.redact))
+    return TestRun(res.returncode, cases, junit, res.output)
+
+
 def run_tests_check(
     ctx: StageContext,
     clock: Clock,
@@ -109,11 +130,15 @@ def run_tests_check(
     selection: Sequence[str],
     artifacts: dict[str, str],
     env: dict[str, str] | None = None,
+    runner: str = "nextest",
 ) -> None:
-    """The `tests` check of a test stage: nextest over `selection`, one finding per
-    failed test, or the build error when no test could run."""
-    with ctx.runner.group(title), clock.check("tests") as chk:
-        run = nextest(ctx, selection, env=env)
+    """The `tests` check of a test stage: `runner` (nextest or libtest) over `selection`,
+    one finding per failed test, or the build error when no test could run."""
+    with ctx.runner.group(f"{title} ({runner})"), clock.check("tests") as chk:
+        if runner == "libtest":
+            run = libtest(ctx, [s for s in selection if s != "--no-tests=pass"], env=env)
+        else:
+            run = nextest(ctx, selection, env=env)
         if run.junit:
             artifacts["junit"] = str(run.junit)
         findings = test_findings("tests", run.cases)
@@ -121,7 +146,7 @@ def run_tests_check(
         if run.returncode != 0:
             chk.status = Status.FAILED
             if not findings:  # nothing ran: the build failed
-                findings = [Finding("tests", first_error(run.output) or "cargo nextest failed")]
+                findings = [Finding("tests", first_error(run.output) or f"{runner} run failed")]
                 chk.summary = findings[0].message
         clock.findings += findings
 

@@ -236,3 +236,90 @@ def parse_doctest_output(output: str) -> tuple[list[str], int, int]:
             passed_n += int(s["passed"])
             failed_n += int(s["failed"])
     return failed, passed_n, failed_n
+
+
+_RUNNING = re.compile(r"^\s*Running (?:unittests |tests/)?\S*\s*\((?P<path>[^)]+)\)\s*$")
+_RUNNING_BARE = re.compile(r"^\s*Running (?P<path>\S+)\s*$")
+_LIBTEST_CASE = re.compile(
+    r"^test (?P<name>\S+?)(?: - should panic)? \.\.\. (?P<status>ok|FAILED|ignored)"
+)
+_FAIL_HEAD = re.compile(r"^---- (?P<name>\S+) stdout ----$")
+
+
+def _suite_of(path: str) -> str:
+    """`…/deps/trading_core-1a2b3c` → `trading_core` (the test binary's crate target)."""
+    name = Path(path).name
+    stem, _, tail = name.rpartition("-")
+    return stem if stem and tail.isalnum() and len(tail) >= 8 else name
+
+
+def parse_libtest(output: str) -> list[TestCase]:
+    """Test cases from `cargo test` (libtest's stable human output, stderr merged into
+    stdout so each "Running <binary>" line precedes its tests). A failed test's message
+    is its panic (`---- name stdout ----` section)."""
+    cases: list[TestCase] = []
+    suite = ""
+    failures: dict[tuple[str, str], str] = {}
+    section: tuple[str, str] | None = None
+    body: list[str] = []
+
+    def close() -> None:
+        if section is not None:
+            failures[section] = "\n".join(body)
+
+    for raw in strip_ansi(output).splitlines():
+        line = raw.rstrip()
+        m = _RUNNING.match(line) or _RUNNING_BARE.match(line)
+        if m and "/" in m["path"]:
+            close()
+            section, body = None, []
+            suite = _suite_of(m["path"])
+            continue
+        m = _LIBTEST_CASE.match(line)
+        if m:
+            status = {"ok": "passed", "FAILED": "failed", "ignored": "skipped"}[m["status"]]
+            cases.append(TestCase(suite=suite, name=m["name"], status=status))
+            continue
+        m = _FAIL_HEAD.match(line)
+        if m:
+            close()
+            section, body = (suite, m["name"]), []
+            continue
+        if section is not None:
+            if line.startswith(("failures:", "test result:")):
+                close()
+                section, body = None, []
+            else:
+                body.append(line)
+    close()
+    return [
+        TestCase(c.suite, c.name, c.status, _panic_message(failures.get((c.suite, c.name), ""), ""))
+        if c.status == "failed"
+        else c
+        for c in cases
+    ]
+
+
+def junit_xml(cases: list[TestCase], name: str = "cargo-test") -> str:
+    """A JUnit report (one testsuite per test binary) for runners without one."""
+    root = ET.Element("testsuites", name=name, tests=str(len(cases)))
+    root.set("failures", str(sum(c.status == "failed" for c in cases)))
+    suites: dict[str, ET.Element] = {}
+    for case in cases:
+        suite = suites.get(case.suite)
+        if suite is None:
+            suite = ET.SubElement(root, "testsuite", name=case.suite)
+            suites[case.suite] = suite
+        node = ET.SubElement(
+            suite, "testcase", name=case.name, classname=case.suite, time=f"{case.time_s:.3f}"
+        )
+        if case.status == "failed":
+            failure = ET.SubElement(node, "failure", message=case.message[:500])
+            failure.text = case.message
+        elif case.status == "skipped":
+            ET.SubElement(node, "skipped")
+    for suite_name, suite in suites.items():
+        members = [c for c in cases if c.suite == suite_name]
+        suite.set("tests", str(len(members)))
+        suite.set("failures", str(sum(c.status == "failed" for c in members)))
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")

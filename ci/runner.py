@@ -193,8 +193,11 @@ class Runner:
         echo_output: bool | None = None,
         log_stdout: bool = True,
         timeout: float | None = None,
+        merge_stderr: bool = False,
     ) -> CommandResult:
-        """Run `cmd` (an argument list). stderr is always streamed; stdout is streamed
+        """Run `cmd` (an argument list). `merge_stderr` sends stderr into stdout, in the
+        order the program wrote them (cargo test's "Running <binary>" lines and the
+        test output between them). stderr is always streamed; stdout is streamed
         unless `capture` (then it is only returned, e.g. cargo's JSON messages, and logged
         unless `log_stdout` is false, for bulky machine output like `cargo metadata`).
         `env` adds to the runner's (secret-free) environment: a stage passes the secrets
@@ -213,7 +216,7 @@ class Runner:
                 env=full_env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
                 text=True,
                 encoding="utf-8",
                 errors="replace",

@@ -35,5 +35,5 @@ def run(ctx: StageContext) -> StageResult:
         for svc in services.values():
             ctx.runner.redact.add(svc.secrets)
         env = {svc.env_var: svc.url for svc in services.values()}
-        run_tests_check(ctx, clock, "integration tests (nextest)", ["--test", "*"], artifacts, env)
+        run_tests_check(ctx, clock, "integration tests", ["--test", "*"], artifacts, env)
     return clock.result(ctx.name, artifacts)

@@ -34,10 +34,11 @@ def run(ctx: StageContext) -> StageResult:
     run_tests_check(
         ctx,
         clock,
-        "lib and bin tests (nextest)",
+        "lib and bin tests",
         ["--lib", "--bins", "--no-tests=pass"],
         artifacts,
         env,
+        runner=ctx.settings.section("unit").choice("runner", ("libtest", "nextest")),
     )
     with ctx.runner.group("doc tests"), clock.check("doctests") as chk:
         if not has_lib(meta):

@@ -112,3 +112,34 @@ def test_compact_debug_matches_plain_debug_shape() -> None:
     joined = " ".join(x.strip() for x in pretty.splitlines())
     assert compact_debug(joined) == "(0, Cancel { target: Index(0) })"
     assert compact_debug("[ ]") == "[]"
+
+
+def test_libtest_output_gives_cases_with_panic_messages() -> None:
+    from ci.parsers import junit_xml, parse_libtest
+
+    cases = parse_libtest((DATA / "libtest-failed.txt").read_text())
+    assert [(c.suite, c.name, c.status) for c in cases] == [
+        ("fixture_test_fault", "tests::adds_correctly", "passed"),
+        ("fixture_test_fault", "tests::planted_failure", "failed"),
+    ]
+    assert cases[1].message == (
+        "assertion `left == right` failed: planted fault: 2 + 2 is not 5 (at src/lib.rs:17:9)"
+    )
+    assert parse_junit(junit_xml(cases)) == cases  # the report we write reads back the same
+
+
+def test_libtest_several_binaries_and_ignored_tests() -> None:
+    from ci.parsers import parse_libtest
+
+    text = (
+        "     Running unittests src/lib.rs (/t/debug/deps/alpha-0123456789abcdef)\n\n"
+        "running 2 tests\ntest a::one ... ok\ntest a::two ... ignored\n\n"
+        "test result: ok. 1 passed; 0 failed; 1 ignored\n"
+        "     Running unittests src/main.rs (/t/debug/deps/beta_bin-fedcba9876543210)\n\n"
+        "running 1 test\ntest b::boom - should panic ... ok\n"
+    )
+    assert [(c.suite, c.name, c.status) for c in parse_libtest(text)] == [
+        ("alpha", "a::one", "passed"),
+        ("alpha", "a::two", "skipped"),
+        ("beta_bin", "b::boom", "passed"),
+    ]
