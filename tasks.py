@@ -39,11 +39,18 @@ def _errors() -> Iterator[None]:
         raise Exit(mask(f"error: {err}"), code=err.exit_code) from None
 
 
-def _flow(stages: list[str] | None, parallelism: int = 0, fail_fast: bool = False) -> None:
+def _flow(
+    stages: list[str] | None,
+    parallelism: int = 0,
+    fail_fast: bool = False,
+    no_cache: bool = False,
+) -> None:
     from ci.pipeline import run_flow
 
     with _errors():
-        code, line = run_flow(ROOT, stages, parallelism=parallelism, fail_fast=fail_fast)
+        code, line = run_flow(
+            ROOT, stages, parallelism=parallelism, fail_fast=fail_fast, no_cache=no_cache
+        )
     if code:
         raise Exit(line, code=code)
 
@@ -59,11 +66,18 @@ def _split(stages: str) -> list[str] | None:
         "parallelism": "how many independent stages run at once (default: [tool.pipeline])",
         "fail_fast": "cancel everything after the first blocking failure (default: a "
         "failure blocks only the stages that need it; independent stages finish)",
+        "no_cache": "run every stage, even those whose inputs are unchanged since a green run",
     }
 )
-def ci(c: Context, stages: str = "", parallelism: int = 0, fail_fast: bool = False) -> None:
+def ci(
+    c: Context,
+    stages: str = "",
+    parallelism: int = 0,
+    fail_fast: bool = False,
+    no_cache: bool = False,
+) -> None:
     """Run the whole pipeline as a dependency graph and print the gate table."""
-    _flow(_split(stages), parallelism, fail_fast)
+    _flow(_split(stages), parallelism, fail_fast, no_cache)
 
 
 @task(help={"parallelism": "how many independent stages run at once"})

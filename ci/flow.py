@@ -362,22 +362,30 @@ class Executor:
                     self._start(step)
             if not self.running and (self._cancel_reason or not self._ready()):
                 return
-            self.sleep(POLL_S)
-            now = self.clock()
-            for name, run in list(self.running.items()):
-                code = run.handle.poll()
-                if code is not None:
-                    del self.running[name]
-                    result = self._finish(run, code)
-                    self._after(result)
-                else:
-                    self._watch(run, now)
-            self.display.tick(
-                [
-                    Running(r.step, now - r.started, r.console, r.stop_reason)
-                    for r in self.running.values()
-                ]
-            )
+            if not self._poll():  # nothing ended (a replayed stage ends at once): wait
+                self.sleep(POLL_S)
+                self._poll()
+
+    def _poll(self) -> bool:
+        """Collect the stages that ended, watch the others; True when one ended."""
+        now = self.clock()
+        ended = False
+        for name, run in list(self.running.items()):
+            code = run.handle.poll()
+            if code is not None:
+                del self.running[name]
+                result = self._finish(run, code)
+                self._after(result)
+                ended = True
+            else:
+                self._watch(run, now)
+        self.display.tick(
+            [
+                Running(r.step, now - r.started, r.console, r.stop_reason)
+                for r in self.running.values()
+            ]
+        )
+        return ended
 
     def _ready(self) -> list[Step]:
         return [

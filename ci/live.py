@@ -204,7 +204,7 @@ class LiveDisplay:
         return [
             Text(ICON[result.status], style=style),
             Text(row.step.name, style="bold"),
-            Text(result.status.value, style=style),
+            Text(result.status.value + (" (cached)" if result.cached else ""), style=style),
             timing,
             bar,
             Text(summary, style="dim", overflow="ellipsis"),

@@ -7,15 +7,19 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ci import report, settings
+from ci.cache import Entry, StageCache
 from ci.console import MaskedStream
 from ci.errors import PipelineError
 from ci.flow import (
     Executor,
     FlowOutcome,
+    Handle,
+    Launcher,
     MaskChannel,
     ProcessLauncher,
     Step,
@@ -25,6 +29,7 @@ from ci.flow import (
 from ci.history.records import RunInfo
 from ci.progress import Display
 from ci.redact import Redactor, add_mask_lines, secrets_from_env
+from ci.registry import get_stage
 from ci.settings import Settings
 
 _FALSE = ("", "0", "false", "no")
@@ -72,12 +77,70 @@ def _record(cfg: Settings, info: RunInfo, outcome: FlowOutcome) -> str:
         return f"warning: history not recorded: {err}"
 
 
+class _Replayed:
+    """The handle of a stage replayed from the cache: already finished, green."""
+
+    def poll(self) -> int | None:
+        return 0
+
+    def interrupt(self) -> None:
+        return None
+
+    def kill(self) -> None:
+        return None
+
+
+class CachingLauncher:
+    """Replays the stages whose inputs are unchanged (no process is started for them:
+    that is what makes a no-change run fast) and launches the others."""
+
+    def __init__(
+        self,
+        inner: Launcher,
+        cache: StageCache,
+        hits: dict[str, Entry],
+        out_dir: Path,
+        budget: Callable[[str], float],
+    ) -> None:
+        self.inner, self.cache, self.hits = inner, cache, hits
+        self.out_dir, self.budget = out_dir, budget
+
+    def start(self, name: str, console: Path) -> Handle:
+        entry = self.hits.get(name)
+        if entry is None:
+            return self.inner.start(name, console)
+        self.cache.replay(entry, self.out_dir, self.budget(name), time.monotonic())
+        console.write_text(f"{name}: replayed from the stage cache (run of {entry.at})\n")
+        return _Replayed()
+
+
+def cache_hits(
+    cfg: Settings, steps: list[Step], out: MaskedStream
+) -> tuple[StageCache | None, dict[str, Entry]]:
+    """The stages of the plan that can be replayed."""
+
+    def warn(text: str) -> None:
+        out.write(text + "\n")
+
+    cache = StageCache.open(cfg, warn)
+    if cache is None:
+        return None, {}
+    hits: dict[str, Entry] = {}
+    for step in steps:
+        inputs = cache.inputs(get_stage(step.name))
+        entry = cache.lookup(step.name, inputs) if inputs is not None else None
+        if entry is not None:
+            hits[step.name] = entry
+    return cache, hits
+
+
 def run_flow(
     root: Path,
     stages: Sequence[str] | None,
     *,
     parallelism: int = 0,
     fail_fast: bool = False,
+    no_cache: bool = False,
 ) -> tuple[int, str]:
     """Run `stages` (None: the whole pipeline) of project `root` as a graph.
 
@@ -86,6 +149,8 @@ def run_flow(
     registered with the runner (`::add-mask::`) on its real terminal only.
     """
     env = dict(os.environ)
+    if no_cache:
+        env["CIPIPE_CACHE__ENABLED"] = "false"  # the stage processes run, too
     cfg = settings.load(root, env)
     redactor = Redactor(secrets_from_env(env, cfg.secret_env))
     steps = plan(stages, cfg.budget, cfg.timeout)
@@ -103,11 +168,15 @@ def run_flow(
     mode = "fail-fast" if fail_fast else "a failure blocks only what depends on it"
     out.write(f"plan: {names}; {mode}\n")
     try:
-        launcher = ProcessLauncher(
+        launcher: Launcher = ProcessLauncher(
             nox_command(root / "noxfile.py"),
             env,
             mask_fd=channel.write_fd if channel else None,
         )
+        cache, hits = cache_hits(cfg, steps, out)
+        if cache is not None and hits:
+            out.write(f"cache: replaying {', '.join(hits)} (inputs unchanged)\n")
+            launcher = CachingLauncher(launcher, cache, hits, cfg.out_dir, cfg.budget)
         outcome = Executor(
             steps,
             cfg.out_dir,

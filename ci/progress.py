@@ -165,6 +165,12 @@ class LineDisplay:
         self, step: Step, result: StageResult, elapsed: float, console: Path | None
     ) -> None:
         icon = ICON[result.status]
+        if result.cached:
+            self.say(
+                f"{icon} {step.name} {result.status.value} (cached: the run of "
+                f"{result.cached.get('at', '?')}, inputs unchanged)"
+            )
+            return
         if console is None:
             self.say(f"{icon} {step.name} {result.status.value}: {result.summary}")
             return

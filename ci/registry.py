@@ -42,6 +42,10 @@ class StageSpec:
     # Runs alone: nothing else runs beside it in `invoke ci` (wall-clock benchmarks and
     # load tests must not share the cores with a build).
     exclusive: bool = False
+    # A green result may be replayed when every input is unchanged (ci/cache). Stages that
+    # measure (bench, load) never are. The stage module may define
+    # `cache_inputs(settings) -> dict | None` for inputs beyond the workspace's files.
+    cache: bool = False
 
 
 STAGES: tuple[StageSpec, ...] = (
@@ -49,18 +53,21 @@ STAGES: tuple[StageSpec, ...] = (
         "lint",
         "Formatting (cargo fmt --check) and lints (cargo clippy -D warnings).",
         "ci.stages.lint:run",
+        cache=True,
     ),
     StageSpec(
         "security",
         "Advisories (cargo audit), dependency policy (cargo deny) and secret scan.",
         "ci.stages.security:run",
         python=("detect-secrets==1.5.0", "xxhash==4.1.0", "tomli-w==1.2.0"),
+        cache=True,
     ),
     StageSpec(
         "unit",
         "Library and binary tests (cargo nextest, JUnit) plus doc tests.",
         "ci.stages.unit:run",
         needs=("lint",),
+        cache=True,
     ),
     StageSpec(
         "integration",
@@ -68,6 +75,7 @@ STAGES: tuple[StageSpec, ...] = (
         "ci.stages.integration:run",
         needs=("unit",),
         python=("docker==7.2.0",),
+        cache=True,
     ),
     StageSpec(
         "coverage",
@@ -77,6 +85,7 @@ STAGES: tuple[StageSpec, ...] = (
         needs=("unit",),
         python=("docker==7.2.0",),
         outputs=("verdict", "total"),
+        cache=True,
     ),
     StageSpec(
         "load",

@@ -25,9 +25,22 @@ def load(out_dir: Path, names: Sequence[str]) -> list[StageResult]:
     return [r for r in (read_result(out_dir, n) for n in names) if r is not None]
 
 
+def mark(r: StageResult) -> str:
+    """`PASS`, or `PASS (cached)` for a result replayed from the stage cache."""
+    return _MARK[r.status] + (" (cached)" if r.cached else "")
+
+
 def _duration(r: StageResult) -> str:
     flag = " !" if r.over_budget else ""
-    return f"{r.duration_s:.1f}s / {r.budget_s:.0f}s{flag}"
+    then = f" (ran {float(r.cached['duration_s']):.1f}s)" if r.cached.get("duration_s") else ""
+    return f"{r.duration_s:.1f}s / {r.budget_s:.0f}s{flag}{then}"
+
+
+def _summary(r: StageResult) -> str:
+    if not r.cached:
+        return r.summary
+    origin = f"cached from run {r.cached.get('run_id') or '?'} at {r.cached.get('at', '?')}"
+    return f"{origin}: {r.summary}" if r.summary else origin
 
 
 def _findings(r: StageResult) -> str:
@@ -42,10 +55,10 @@ def table(results: Sequence[StageResult]) -> str:
     rows = [
         (
             r.stage + ("" if r.blocking else " (advisory)"),
-            _MARK[r.status],
+            mark(r),
             _duration(r),
             _findings(r),
-            _first_line(r.summary, 70),
+            _first_line(_summary(r), 70),
         )
         for r in results
     ]
@@ -69,10 +82,8 @@ def markdown(results: Sequence[StageResult], *, title: str = "Pipeline") -> str:
     out = [f"## {title}: {'passed' if ok else 'failed'}", ""]
     out += ["| stage | status | time / budget | findings | summary |", "|---|---|---|---|---|"]
     for r in results:
-        summary = _first_line(r.summary, 120).replace("|", "\\|")
-        out.append(
-            f"| {r.stage} | {_MARK[r.status]} | {_duration(r)} | {_findings(r)} | {summary} |"
-        )
+        summary = _first_line(_summary(r), 120).replace("|", "\\|")
+        out.append(f"| {r.stage} | {mark(r)} | {_duration(r)} | {_findings(r)} | {summary} |")
     details = [(r, f) for r in results for f in r.findings if f.severity == "error"]
     if details:
         out += ["", "### Findings", ""]

@@ -107,6 +107,9 @@ class StageResult:
     artifacts: dict[str, str] = field(default_factory=dict)
     blocking: bool = True
     outputs: dict[str, str] = field(default_factory=dict)  # handed to later stages
+    # Set when the result was replayed from the stage cache: the run and time it came
+    # from, and how long it took then.
+    cached: dict[str, str] = field(default_factory=dict)
 
     @property
     def over_budget(self) -> bool:
@@ -148,6 +151,7 @@ class StageResult:
             artifacts=dict(data.get("artifacts", {})),
             blocking=bool(data.get("blocking", True)),
             outputs=dict(data.get("outputs", {})),
+            cached=dict(data.get("cached", {})),
         )
 
 

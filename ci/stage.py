@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ci import settings as settings_mod
+from ci.cache import Inputs, StageCache
 from ci.console import AddMask, MaskedStream, masked_stdio
 from ci.errors import ConfigError, GateFailed, PipelineError, ToolMissing
 from ci.interrupts import Interrupts, StageTimeout
@@ -200,6 +201,8 @@ def execute(
     limit = budget * 3
     log_path = out_dir / f"{name}.log"
     runner: Runner | None = None
+    cache: StageCache | None = None
+    remember: Inputs | None = None
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(masked_stdio(redactor))
         shown = MaskedStream(stream, redactor) if stream is not None else out
@@ -229,10 +232,23 @@ def execute(
             )
             settings.require_workspace()
             check_python_tools(spec)
-            ctx = StageContext(
-                name=name, settings=settings, runner=runner, posargs=list(posargs), spec=spec
-            )
-            result = resolve(spec.target)(ctx)
+            cache = StageCache.open(settings, runner.say) if spec.cache else None
+            inputs = cache.inputs(spec) if cache is not None else None
+            entry = cache.lookup(name, inputs) if cache and inputs and not posargs else None
+            if cache is not None and entry is not None:
+                result = cache.replay(entry, out_dir, budget, start, write_log=False)
+                runner.say(
+                    f"cached: replayed the green result of {entry.at} (run {entry.run_id}); "
+                    "every input is unchanged"
+                )
+            else:
+                if cache is not None and inputs is not None:
+                    remember = inputs if not posargs else None  # a subset run is never cached
+                    runner.say(f"cache: running ({cache.why_missed(name, inputs)})")
+                ctx = StageContext(
+                    name=name, settings=settings, runner=runner, posargs=list(posargs), spec=spec
+                )
+                result = resolve(spec.target)(ctx)
             interrupts.deadline(0)
             result.artifacts.setdefault("log", str(log_path))
             result.blocking = spec.blocking
@@ -250,7 +266,22 @@ def execute(
         write_result(out_dir, result, redactor)
     except OSError as err:
         return 2, redactor(f"{name}: cannot write result to {out_dir}: {err.strerror}")
+    if cache is not None and remember is not None and outcome.code == 0:
+        with contextlib.suppress(OSError):
+            cache.remember(name, remember, out_dir, _run_id(env), _commit(settings))
     return outcome.code, redactor(verdict(result))
+
+
+def _run_id(env: Mapping[str, str]) -> str:
+    run = env.get("GITHUB_RUN_ID")
+    return f"{run}/{env.get('GITHUB_RUN_ATTEMPT', '1')}" if run else f"local-{os.getpid()}"
+
+
+def _commit(settings: Settings) -> str:
+    from ci.cache.inputs import _git
+
+    out = _git(settings.workspace, "rev-parse", "HEAD")
+    return out.decode().strip() if out else ""
 
 
 def _announce(

@@ -22,6 +22,8 @@ def fixture_env(tmp_path: Path):
             CIPIPE_CARGO_TARGET_DIR=shared_target_dir(),
             # never the developer's own history (.pipeline/ of the checkout)
             CIPIPE_HISTORY__PATH=str(tmp_path / "history.sqlite3"),
+            # Every test sees real runs; tests of the stage cache turn it on themselves.
+            CIPIPE_CACHE__ENABLED="false",
         )
         env.update(extra)
         return env

@@ -58,7 +58,9 @@ def run_stage(
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIPIPE_")}
     env.pop("GITHUB_ACTIONS", None)
-    env.update(CIPIPE_WORKSPACE=str(workspace), CIPIPE_OUTPUT_DIR=str(out))
+    env.update(
+        CIPIPE_WORKSPACE=str(workspace), CIPIPE_OUTPUT_DIR=str(out), CIPIPE_CACHE__ENABLED="false"
+    )
     if db is not None:
         env.update(CIPIPE_SECURITY__OFFLINE="true", CIPIPE_SECURITY__ADVISORY_DB=str(db))
     env.update(extra)

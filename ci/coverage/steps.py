@@ -11,7 +11,6 @@ from pathlib import Path
 from ci.coverage import baseline as history
 from ci.coverage import tarpaulin
 from ci.coverage.cobertura import CoverageReport, show
-from ci.coverage.codecov import Codecov, UploadError, metadata
 from ci.coverage.config import CoverageConfig
 from ci.coverage.diff import DiffCoverage, changed_lines, diff_coverage
 from ci.coverage.gates import (
@@ -117,6 +116,8 @@ def codecov_check(
 ) -> None:
     """Upload to Codecov when CODECOV_TOKEN is set; else skipped with a note. A failed
     upload fails the stage only when `codecov.required`."""
+    from ci.coverage.codecov import Codecov, UploadError, metadata  # requests: only here
+
     token = ctx.settings.env.get("CODECOV_TOKEN", "").strip()
     with clock.check("codecov") as chk:
         if not token:

@@ -134,6 +134,12 @@ def fetch(git: Git, cache: Path, url: str, timeout: float) -> str | None:
     return None
 
 
+def fetched_at(path: Path) -> float:
+    """When a clone was last fetched or made (0 when it does not exist)."""
+    marks = [path / ".git" / "FETCH_HEAD", path / ".git" / "HEAD"]
+    return max((m.stat().st_mtime for m in marks if m.exists()), default=0.0)
+
+
 def _last(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     line = lines[-1] if lines else "unknown error"

@@ -29,6 +29,7 @@ from ci.history import current_context
 from ci.interrupts import shield
 from ci.result import Finding, StageResult, Status
 from ci.services import provision
+from ci.settings import Settings
 from ci.stage import Clock, StageContext
 from ci.stages.unit import seed_env
 
@@ -65,6 +66,43 @@ class Measured:
     report: Path | None
     tests_passed: bool
     ran: bool
+
+
+def cache_inputs(settings: Settings) -> dict[str, str] | None:
+    """Beyond the files: the baseline the drop gate compares with (found as the stage
+    finds it) and the services. When the baseline is this very commit's own earlier run,
+    the gate compares the code with itself: that is named, not its (slightly moving)
+    figures, so unchanged code can be replayed. None when the history is unreadable."""
+    from ci.coverage import baseline as figures
+    from ci.errors import HistoryError, NoHistoryYet
+    from ci.history import open_store
+    from ci.runner import Runner
+    from ci.stages.integration import cache_inputs as services
+
+    cfg = load(settings)
+    with Runner(echo=False, base_env=settings.env) as quiet:
+        git = Git(quiet, settings.workspace)
+        head = git.head()
+        base = choose_base(None, settings.env, cfg.base)
+        base_sha = git.merge_base(base) if base is not None and head is not None else None
+        start = base_sha or head
+        candidates = git.history(start, cfg.history_depth) if start else []
+    found = None
+    if candidates:
+        try:
+            with open_store(settings, create=False) as store:
+                found = figures.find(store, candidates, "")
+        except NoHistoryYet:
+            found = None
+        except HistoryError:
+            return None
+    if found is None:
+        baseline = "none"
+    elif found.commit == head:
+        baseline = "this commit"
+    else:
+        baseline = f"{found.commit}:{found.total:.3f}"
+    return {"baseline": f"{base_sha}:{baseline}", **services(settings)}
 
 
 def run(ctx: StageContext) -> StageResult:

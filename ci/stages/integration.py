@@ -3,12 +3,47 @@ targets (`tests/*.rs`) with DATABASE_URL and REDIS_URL, tear the services down."
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from contextlib import ExitStack
 
 from ci.cargo import metadata, run_tests_check, target_kinds
 from ci.result import StageResult, Status
-from ci.services import provision
+from ci.services import provision, specs_from_settings
+from ci.services.local import LocalBackend
+from ci.settings import Settings
 from ci.stage import Clock, StageContext
+
+
+def cache_inputs(settings: Settings) -> dict[str, str]:
+    """Beyond the files: which service servers the tests would meet. The local server
+    binaries (path, size, mtime) and, where docker may be used, the image ids."""
+    names = settings.section("integration").strings("services")
+    specs = specs_from_settings(settings, names)
+    local = LocalBackend()
+    parts = []
+    for spec in specs:
+        tools = ["postgres"] if spec.name == "postgres" else ["redis-server"]
+        for tool in tools:
+            found = local._binary(tool, spec.version)
+            if found:
+                st = os.stat(found)
+                parts.append(f"{found}:{st.st_size}:{st.st_mtime_ns}")
+    backend = settings.section("services").text("backend")
+    if backend != "local" and shutil.which("docker"):
+        try:
+            proc = subprocess.run(
+                ["docker", "image", "inspect", "--format", "{{.Id}}", *(s.image for s in specs)],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            parts.append(proc.stdout.strip() or "no images")
+        except (OSError, subprocess.TimeoutExpired):
+            parts.append("docker unreachable")
+    return {"services": "\n".join(parts)}
 
 
 def run(ctx: StageContext) -> StageResult:

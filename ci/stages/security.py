@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import importlib.metadata
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from ci import tools
 from ci.errors import ConfigError, ToolMissing, WorkspaceError
 from ci.result import CheckResult, Finding, StageResult, Status, atomic_write
 from ci.security import advisory_db, deps, sarif, secrets
+from ci.settings import Settings
 from ci.stage import Clock, StageContext
 
 CHECKS = ("advisories", "policy", "secrets")
@@ -56,6 +58,58 @@ def _parse_args(posargs: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+def db_config(settings: Settings) -> advisory_db.DbConfig:
+    """Where the advisory database comes from (`[tool.pipeline.security]`)."""
+    sec = settings.section("security")
+    env = settings.env
+    default_home = env.get("CARGO_HOME") or Path(env.get("HOME", "~")).expanduser() / ".cargo"
+    cargo_home = sec.path("cargo_home") or Path(default_home)
+    return advisory_db.DbConfig(
+        configured=sec.path("advisory_db"),
+        offline=sec.flag("offline"),
+        cache=sec.path("advisory_cache") or cargo_home / "advisory-db",
+        fetch_timeout=sec.number("fetch_timeout", minimum=1),
+        warn_age_days=sec.number("warn_age_days", minimum=0),
+        max_age_days=sec.number("max_age_days", minimum=1),
+        cargo_home=cargo_home,
+    )
+
+
+def cache_inputs(settings: Settings) -> dict[str, str] | None:
+    """What a replayed security result also depends on: the advisory database (its commit
+    and its age class: fresh, old, too old) and the cargo-deny policy file. None (run
+    the stage) when the database is due to be fetched again (`fetch_interval`) or
+    there is none to identify."""
+    cfg = db_config(settings)
+    sec = settings.section("security")
+    git = advisory_db.Git(settings.env)
+    now = time.time()
+    if cfg.configured is not None:
+        head = git.head(cfg.configured)
+        path = cfg.configured
+    else:
+        if not cfg.offline and now - advisory_db.fetched_at(cfg.cache) > sec.number(
+            "fetch_interval", minimum=0
+        ):
+            return None  # a run fetches; until it has, nothing can be replayed
+        copies = [(p, h) for p in advisory_db.candidates(cfg) if (h := git.head(p))]
+        if not copies:
+            return None
+        path, head = max(copies, key=lambda item: item[1][1])
+    if head is None:
+        return None
+    age = (now - head[1]) / advisory_db.DAY_S
+    age_class = (
+        "refused" if age > cfg.max_age_days else "old" if age > cfg.warn_age_days else "fresh"
+    )
+    deny = sec.path("deny_config") or settings.root / "deny.toml"
+    try:
+        policy = deny.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return {"advisory_db": f"{path}:{head[0]}:{age_class}", "deny_config": policy}
+
+
 def options(ctx: StageContext) -> Options:
     """Read settings and arguments; ConfigError on anything malformed."""
     sec = ctx.settings.section("security")
@@ -68,21 +122,9 @@ def options(ctx: StageContext) -> Options:
             f"known: {', '.join(CHECKS)}"
         )
     checks = tuple(args.only) or tuple(c for c in CHECKS if c in configured)
-    env = ctx.settings.env
-    default_home = env.get("CARGO_HOME") or Path(env.get("HOME", "~")).expanduser() / ".cargo"
-    cargo_home = sec.path("cargo_home") or Path(default_home)
-    db = advisory_db.DbConfig(
-        configured=sec.path("advisory_db"),
-        offline=sec.flag("offline"),
-        cache=sec.path("advisory_cache") or cargo_home / "advisory-db",
-        fetch_timeout=sec.number("fetch_timeout", minimum=1),
-        warn_age_days=sec.number("warn_age_days", minimum=0),
-        max_age_days=sec.number("max_age_days", minimum=1),
-        cargo_home=cargo_home,
-    )
     return Options(
         checks=checks,
-        db=db,
+        db=db_config(ctx.settings),
         deny_config=sec.path("deny_config") or ctx.settings.root / "deny.toml",
         baseline=sec.path("secrets_baseline", base=ctx.workspace),
         history=args.history or sec.flag("scan_history"),

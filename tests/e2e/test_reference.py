@@ -22,6 +22,7 @@ def reference_env(out: Path, **extra: str) -> dict[str, str]:
         CIPIPE_OUTPUT_DIR=str(out),
         CIPIPE_CARGO_TARGET_DIR=shared_target_dir(),
         CIPIPE_HISTORY__PATH=str(out.parent / "history.sqlite3"),
+        CIPIPE_CACHE__ENABLED="false",
         **extra,
     )
     return env

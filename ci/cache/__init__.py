@@ -1,0 +1,150 @@
+"""The stage result cache: a stage whose inputs are exactly those of an earlier green
+run is replayed instead of run, and shown as **cached** with the run and time it came
+from. Failures are never cached. `[tool.pipeline.cache] enabled = false` (or
+`invoke ci --no-cache`, which sets CIPIPE_CACHE__ENABLED=false) always runs.
+
+    cache = StageCache.open(settings, warn)
+    inputs = cache.inputs(spec)          # None: this stage is not cacheable right now
+    entry = cache.lookup(spec.name, inputs)
+    result = cache.replay(entry, ...)    # or run the stage, then cache.remember(...)
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ci.cache.inputs import Files, Inputs, Toolchain, stage_inputs, workspace_files
+from ci.cache.store import CacheStore, Entry
+from ci.registry import StageSpec
+from ci.result import StageResult, Status, atomic_write, read_result, write_result
+from ci.settings import Settings
+
+__all__ = ["CacheStore", "Entry", "Inputs", "StageCache"]
+
+
+@dataclass
+class StageCache:
+    """The cache as one run sees it: settings, store, and the inputs shared by stages
+    (the workspace listing and the toolchain are read once per run)."""
+
+    settings: Settings
+    store: CacheStore
+    _files: Files | None = field(default=None, repr=False)
+    _toolchain: Toolchain | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(
+        cls, settings: Settings, warn: Callable[[str], None] | None = None
+    ) -> StageCache | None:
+        """The cache, or None when disabled."""
+        sec = settings.section("cache")
+        if not sec.flag("enabled"):
+            return None
+        root = sec.path("dir")
+        assert root is not None
+        return cls(settings, CacheStore(root, sec.number("max_mb", minimum=1), warn))
+
+    @property
+    def files(self) -> Files:
+        if self._files is None:
+            exclude = [self.settings.out_dir, self.store.root]
+            self._files = workspace_files(self.settings.workspace, exclude)
+        return self._files
+
+    @property
+    def toolchain(self) -> Toolchain:
+        if self._toolchain is None:
+            self._toolchain = Toolchain(self.settings.env, self.settings.workspace)
+        return self._toolchain
+
+    def inputs(self, spec: StageSpec) -> Inputs | None:
+        """The stage's inputs, or None when it is not cacheable (not declared so, or its
+        module says its own inputs cannot be known without running it)."""
+        if not spec.cache:
+            return None
+        extra: dict[str, str] | None = {}
+        module = importlib.import_module(spec.target.partition(":")[0])
+        hook = getattr(module, "cache_inputs", None)
+        if hook is not None:
+            extra = hook(self.settings)
+            if extra is None:
+                return None
+        return stage_inputs(
+            self.settings,
+            spec.name,
+            files=self.files,
+            toolchain=self.toolchain,
+            extra=extra,
+            env_names=spec.pass_env,
+        )
+
+    def lookup(self, stage: str, inputs: Inputs) -> Entry | None:
+        """A green result with exactly these inputs, if one was recorded."""
+        return self.store.lookup(stage, inputs.key)
+
+    def why_missed(self, stage: str, inputs: Inputs) -> str:
+        """What changed since the last green run of `stage` (for the log)."""
+        before = self.store.last_inputs(stage)
+        if not before:
+            return "no earlier green run recorded"
+        changed = inputs.changed(before)
+        return "changed: " + ", ".join(changed) if changed else "evicted"
+
+    def replay(
+        self, entry: Entry, out_dir: Path, budget: float, started: float, *, write_log: bool = True
+    ) -> StageResult:
+        """Write the cached result (marked as such) and its artifacts to `out_dir`;
+        `write_log` also writes the stage log (when no runner owns it)."""
+        result = entry.result
+        stage = result.stage
+        restored: dict[str, str] = {}
+        target = out_dir / stage
+        for name, src in entry.artifacts.items():
+            target.mkdir(parents=True, exist_ok=True)
+            dest = target / Path(result.artifacts.get(name, src.name)).name
+            shutil.copy2(src, dest)
+            restored[name] = str(dest)
+        log = out_dir / f"{stage}.log"
+        if write_log:
+            atomic_write(
+                log,
+                f"replayed from the stage cache: run {entry.run_id or '?'} at {entry.at} "
+                f"(commit {entry.commit[:12] or '?'}); its inputs are unchanged\n",
+            )
+        restored["log"] = str(log)
+        result.artifacts = restored
+        result.cached = {
+            "run_id": entry.run_id,
+            "at": entry.at,
+            "commit": entry.commit,
+            "duration_s": f"{result.duration_s:.3f}",
+        }
+        result.duration_s = round(time.monotonic() - started, 3)
+        result.budget_s = budget
+        write_result(out_dir, result)
+        return result
+
+    def remember(self, stage: str, inputs: Inputs, out_dir: Path, run_id: str, commit: str) -> None:
+        """Store the result just written for `stage` if it is green."""
+        written = read_result(out_dir, stage)
+        if written is None or not written.status.ok or written.cached:
+            return
+        artifacts = {
+            name: Path(path)
+            for name, path in written.artifacts.items()
+            if name != "log" and Path(path).is_file()
+        }
+        data = written.to_dict()
+        self.store.save(
+            stage, inputs.key, data, inputs.parts, artifacts, run_id=run_id, commit=commit
+        )
+
+
+def green(result: StageResult) -> bool:
+    """Cacheable outcome."""
+    return result.status in (Status.PASSED, Status.SKIPPED)

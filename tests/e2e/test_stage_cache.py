@@ -1,0 +1,133 @@
+"""The stage result cache never lies: a green stage whose inputs are unchanged is
+replayed (and says so); any change of an input makes it run again; a failure is never
+replayed; concurrent runs share the cache; a corrupt entry is discarded, never trusted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import FIXTURES, ROOT, git, run_invoke, run_nox
+
+
+@pytest.fixture
+def project(tmp_path: Path, fixture_env):
+    """A copy of a fixture crate as its own git repository, with its own cache."""
+
+    def make(fixture: str = "clean", **extra: str) -> tuple[Path, dict[str, str]]:
+        ws = tmp_path / fixture.replace("/", "_")
+        shutil.copytree(FIXTURES / fixture, ws, ignore=shutil.ignore_patterns("target"))
+        shutil.copy(FIXTURES / "rustfmt.toml", ws / "rustfmt.toml")
+        git(ws, "init", "-q")
+        git(ws, "add", "-A")
+        git(ws, "commit", "-qm", "fixture")
+        env = fixture_env(
+            fixture,
+            CIPIPE_WORKSPACE=str(ws),
+            CIPIPE_CACHE__DIR=str(tmp_path / "cache"),
+            CIPIPE_CACHE__ENABLED="true",
+            **extra,
+        )
+        return ws, env
+
+    return make
+
+
+def lint(env: dict[str, str], **extra: str) -> dict:
+    r = run_nox(["lint"], {**env, **extra})
+    data = json.loads((Path(env["CIPIPE_OUTPUT_DIR"]) / "lint.json").read_text())
+    data["_output"] = r.stdout + r.stderr
+    data["_code"] = r.returncode
+    return data
+
+
+def test_unchanged_inputs_replay_and_every_change_runs_again(project) -> None:
+    ws, env = project()
+    first = lint(env)
+    assert first["status"] == "passed" and not first["cached"]
+    again = lint(env)
+    assert again["status"] == "passed" and again["cached"]["run_id"]
+    assert "cached: replayed the green result" in again["_output"]
+
+    # a tracked file
+    lib = ws / "src" / "lib.rs"
+    lib.write_text(lib.read_text() + "// a change that compiles and formats\n")
+    changed = lint(env)
+    assert not changed["cached"] and "cache: running (changed: workspace)" in changed["_output"]
+    assert lint(env)["cached"]  # the new state is remembered
+
+    # an untracked new test file is an input
+    (ws / "tests" / "extra.rs").write_text("#[test]\nfn extra() {}\n")
+    assert not lint(env)["cached"]
+    assert lint(env)["cached"]
+
+    # a Cargo.lock entry
+    lock = ws / "Cargo.lock"
+    lock.write_text(lock.read_text() + "\n")
+    assert not lint(env)["cached"]
+
+    # a stage setting, RUSTFLAGS
+    assert lint(env)["cached"]
+    assert not lint(env, CIPIPE_UNIT__RUNNER="nextest")["cached"]
+    assert lint(env)["cached"]
+    assert not lint(env, RUSTFLAGS="-Cdebuginfo=0")["cached"]
+
+    # --no-cache for invoke ci runs it anyway
+    r = run_invoke(["ci", "--stages", "lint", "--no-cache"], env)
+    assert r.returncode == 0, r.stdout
+    data = json.loads((Path(env["CIPIPE_OUTPUT_DIR"]) / "lint.json").read_text())
+    assert not data["cached"]
+
+
+def test_a_failing_stage_is_never_replayed(project) -> None:
+    _, env = project("fmt_fault")
+    for _ in range(2):
+        data = lint(env)
+        assert data["status"] == "failed" and not data["cached"]
+        assert "src/lib.rs:1: not formatted" in data["_output"]
+
+
+def test_the_advisory_database_is_an_input_of_security(
+    project, advisory_db: Path, tmp_path
+) -> None:
+    db = tmp_path / "db"
+    shutil.copytree(advisory_db, db, symlinks=True)
+    _, env = project(CIPIPE_SECURITY__ADVISORY_DB=str(db), CIPIPE_SECURITY__CHECKS="advisories")
+
+    def security() -> dict:
+        r = run_nox(["security"], env)
+        assert r.returncode == 0, r.stdout[-2000:]
+        return json.loads((Path(env["CIPIPE_OUTPUT_DIR"]) / "security.json").read_text())
+
+    assert not security()["cached"]
+    assert security()["cached"]
+    [advisory] = (db / "crates").rglob("*.md")
+    advisory.write_text(advisory.read_text() + "\nUpdated description.\n")
+    git(db, "add", "-A")
+    git(db, "commit", "-qm", "new advisories")
+    assert not security()["cached"]
+
+
+def test_concurrent_runs_share_the_cache_and_a_corrupt_entry_is_discarded(
+    project, tmp_path
+) -> None:
+    _, env = project()
+    cmd = [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "lint"]
+    outs = [dict(env, CIPIPE_OUTPUT_DIR=str(tmp_path / f"out{i}")) for i in range(2)]
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for e in outs
+    ]
+    assert [p.wait(timeout=600) for p in procs] == [0, 0]
+    assert lint(env)["cached"]
+    # damage every stored entry: it must be discarded with a warning and the stage run
+    for meta in (tmp_path / "cache").glob("lint/*/entry.json"):
+        meta.write_text("{ broken")
+    data = lint(env)
+    assert not data["cached"] and data["status"] == "passed"
+    assert "cache: discarded a damaged entry for lint" in data["_output"]
+    assert lint(env)["cached"]
