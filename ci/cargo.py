@@ -10,9 +10,10 @@ from typing import Any
 
 from ci import tools
 from ci.errors import WorkspaceError
-from ci.parsers import TestCase, junit_xml, parse_junit, parse_libtest
+from ci.parsers import TestCase, json_lines, junit_xml, parse_junit, parse_libtest
 from ci.redact import mask_xml
 from ci.result import Finding, Status, atomic_write
+from ci.runner import CommandResult
 from ci.stage import Clock, StageContext
 
 NEXTEST_PROFILE = "pipeline"
@@ -55,12 +56,15 @@ def has_lib(meta: dict[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class TestRun:
-    """A nextest run: exit code, the test cases from its JUnit report, the report path."""
+    """A test run: exit code, its test cases, the JUnit report path, the output, and the
+    packages whose test binaries actually ran (so a package with no tests is told apart
+    from one that never ran)."""
 
     returncode: int
     cases: list[TestCase]
     junit: Path | None
     output: str
+    ran: frozenset[str] = frozenset()
 
 
 def _tool_config(ctx: StageContext) -> Path:
@@ -76,18 +80,31 @@ def _tool_config(ctx: StageContext) -> Path:
     return path
 
 
+def nextest_scope(packages: Sequence[str] | None) -> list[str]:
+    """The whole workspace is always built (so features resolve as in every other run and
+    nothing is rebuilt); a filter expression limits which packages' tests run."""
+    if packages is None:
+        return ["--workspace"]
+    expr = " | ".join(f"package(={name})" for name in packages)
+    return ["--workspace", "-E", expr]
+
+
 def nextest(
-    ctx: StageContext, selection: Sequence[str], env: dict[str, str] | None = None
+    ctx: StageContext,
+    selection: Sequence[str],
+    env: dict[str, str] | None = None,
+    packages: Sequence[str] | None = None,
 ) -> TestRun:
-    """Run `cargo nextest run --workspace <selection>` with a JUnit report copied to
-    `<artifacts>/junit.xml`. Extra posargs go to nextest."""
+    """Run `cargo nextest run --workspace <selection>` (or only `packages`) with a JUnit
+    report copied to `<artifacts>/junit.xml`. Extra posargs go to nextest."""
     config = _tool_config(ctx)
     junit_src = ctx.artifacts_dir / "nextest" / NEXTEST_PROFILE / "junit.xml"
     junit_src.unlink(missing_ok=True)
     exe, _ = tools.resolve(
         ctx.runner, "cargo-nextest", auto_install=ctx.settings.top.flag("install_tools")
     )
-    args = [exe, "nextest", "run", "--workspace", *selection, "--profile", NEXTEST_PROFILE]
+    args = [exe, "nextest", "run", *nextest_scope(packages), *selection]
+    args += ["--profile", NEXTEST_PROFILE]
     args += ["--tool-config-file", f"pipeline:{config}", *ctx.posargs]
     res = ctx.runner.run(args, cwd=ctx.workspace, env={**ctx.cargo_env(), **(env or {})})
     junit: Path | None = None
@@ -99,28 +116,92 @@ def nextest(
         cases = parse_junit(text)
         atomic_write(junit, mask_xml(text, ctx.runner.redact))
         junit_src.unlink()
-    return TestRun(res.returncode, cases, junit, res.output)
+    ran = frozenset(c.suite.split("::", 1)[0] for c in cases)  # nextest: "<package>[::target]"
+    return TestRun(res.returncode, cases, junit, res.output, ran)
+
+
+@dataclass(frozen=True)
+class TestBinary:
+    """A test executable cargo built: its package, target and where it runs from."""
+
+    package: str
+    target: str
+    path: Path
+    manifest_dir: Path
+
+
+def package_name(package_id: str) -> str:
+    """The name in a cargo package id: `path+file:///ws/crates/core#0.1.0` (named after
+    its folder), `path+file:///ws#name@0.1.0`, or the old `name 0.1.0 (source)`."""
+    if "#" not in package_id:
+        return package_id.split(" ", 1)[0]
+    source, tail = package_id.rsplit("#", 1)
+    if "@" in tail:
+        return tail.split("@", 1)[0]
+    return source.rstrip("/").rsplit("/", 1)[-1]
+
+
+def build_tests(
+    ctx: StageContext, selection: Sequence[str], env: dict[str, str] | None = None
+) -> tuple[list[TestBinary], CommandResult]:
+    """`cargo test --workspace <selection> --no-run`: the test executables, from cargo's
+    JSON messages. The whole workspace is built, so features resolve as in every run."""
+    args = ["cargo", "test", "--workspace", *selection, "--no-run"]
+    args += ["--message-format=json-render-diagnostics"]
+    res = ctx.runner.run(
+        args, cwd=ctx.workspace, env={**ctx.cargo_env(), **(env or {})}, capture=True
+    )
+    found = []
+    for msg in json_lines(res.stdout):
+        if msg.get("reason") != "compiler-artifact" or not msg.get("executable"):
+            continue
+        if not msg.get("profile", {}).get("test"):
+            continue
+        manifest = Path(msg["manifest_path"])
+        name = package_name(msg["package_id"])
+        exe = Path(msg["executable"])
+        found.append(TestBinary(name, msg["target"]["name"], exe, manifest.parent))
+    return found, res
 
 
 def libtest(
-    ctx: StageContext, selection: Sequence[str], env: dict[str, str] | None = None
+    ctx: StageContext,
+    selection: Sequence[str],
+    env: dict[str, str] | None = None,
+    packages: Sequence[str] | None = None,
 ) -> TestRun:
-    """`cargo test --workspace <selection> --no-fail-fast`: every test binary runs its
-    tests in one process (no per-test process as with nextest: much faster for many small
-    tests). Results come from libtest's stable human output; the JUnit report is written
-    from them. Extra posargs are test-name filters."""
-    args = ["cargo", "test", "--workspace", *selection, "--no-fail-fast", "--"]
-    args += ["--color", "never", *ctx.posargs]
-    res = ctx.runner.run(
-        args,
-        cwd=ctx.workspace,
-        env={**ctx.cargo_env(), **(env or {})},
-        merge_stderr=True,
-    )
-    cases = parse_libtest(res.stdout)
+    """libtest: every test binary runs its tests in one process (no process per test as
+    with nextest: much faster for many small tests). The workspace's test binaries are
+    built once; those of `packages` (all when None) are run the way cargo runs them (in
+    their package folder, with cargo's variables). Results come from libtest's stable
+    output; the JUnit report is written from them. Extra posargs are test-name filters."""
+    binaries, build = build_tests(ctx, selection, env)
+    if not build.ok:
+        return TestRun(build.returncode, [], None, build.output)
+    wanted = [b for b in binaries if packages is None or b.package in packages]
+    output: list[str] = []
+    code = 0
+    for binary in wanted:
+        run_env = {
+            **ctx.cargo_env(),
+            **(env or {}),
+            "CARGO_MANIFEST_DIR": str(binary.manifest_dir),
+            "CARGO_PKG_NAME": binary.package,
+            "CARGO_CRATE_NAME": binary.target.replace("-", "_"),
+        }
+        res = ctx.runner.run(
+            [str(binary.path), "--color", "never", *ctx.posargs],
+            cwd=binary.manifest_dir,
+            env=run_env,
+            merge_stderr=True,
+        )
+        output.append(f"     Running {binary.target} ({binary.path})\n{res.stdout}")
+        code = code or res.returncode
+    text = "".join(output)
+    cases = parse_libtest(text)
     junit = ctx.artifacts_dir / "junit.xml"
     atomic_write(junit, mask_xml(junit_xml(cases), ctx.runner.redact))
-    return TestRun(res.returncode, cases, junit, res.output)
+    return TestRun(code, cases, junit, build.output + text, frozenset(b.package for b in wanted))
 
 
 def run_tests_check(
@@ -131,24 +212,33 @@ def run_tests_check(
     artifacts: dict[str, str],
     env: dict[str, str] | None = None,
     runner: str = "nextest",
-) -> None:
-    """The `tests` check of a test stage: `runner` (nextest or libtest) over `selection`,
-    one finding per failed test, or the build error when no test could run."""
+    packages: Sequence[str] | None = None,
+    replayed: Sequence[TestCase] = (),
+) -> TestRun:
+    """The `tests` check of a test stage: `runner` (nextest or libtest) over `selection`
+    (`packages` only, when given; the `replayed` cases of the others are counted as
+    cached), one finding per failed test, or the build error when no test could run."""
     with ctx.runner.group(f"{title} ({runner})"), clock.check("tests") as chk:
-        if runner == "libtest":
-            run = libtest(ctx, [s for s in selection if s != "--no-tests=pass"], env=env)
+        if packages is not None and not packages:
+            run = TestRun(0, [], None, "")
+        elif runner == "libtest":
+            lib = [s for s in selection if s != "--no-tests=pass"]
+            run = libtest(ctx, lib, env=env, packages=packages)
         else:
-            run = nextest(ctx, selection, env=env)
+            run = nextest(ctx, selection, env=env, packages=packages)
         if run.junit:
             artifacts["junit"] = str(run.junit)
         findings = test_findings("tests", run.cases)
-        chk.summary = count(run.cases)
+        chk.summary = count([*run.cases, *replayed])
+        if replayed:
+            chk.summary += f" ({len(replayed)} replayed from the cache: packages unchanged)"
         if run.returncode != 0:
             chk.status = Status.FAILED
             if not findings:  # nothing ran: the build failed
                 findings = [Finding("tests", first_error(run.output) or f"{runner} run failed")]
                 chk.summary = findings[0].message
         clock.findings += findings
+    return run
 
 
 def first_error(output: str) -> str:

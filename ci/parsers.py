@@ -240,10 +240,11 @@ def parse_doctest_output(output: str) -> tuple[list[str], int, int]:
 
 _RUNNING = re.compile(r"^\s*Running (?:unittests |tests/)?\S*\s*\((?P<path>[^)]+)\)\s*$")
 _RUNNING_BARE = re.compile(r"^\s*Running (?P<path>\S+)\s*$")
+_DOC_TESTS = re.compile(r"^\s*Doc-tests (?P<crate>\S+)\s*$")
 _LIBTEST_CASE = re.compile(
-    r"^test (?P<name>\S+?)(?: - should panic)? \.\.\. (?P<status>ok|FAILED|ignored)"
+    r"^test (?P<name>.+?)(?: - should panic)? \.\.\. (?P<status>ok|FAILED|ignored)"
 )
-_FAIL_HEAD = re.compile(r"^---- (?P<name>\S+) stdout ----$")
+_FAIL_HEAD = re.compile(r"^---- (?P<name>.+?) stdout ----$")
 
 
 def _suite_of(path: str) -> str:
@@ -274,6 +275,12 @@ def parse_libtest(output: str) -> list[TestCase]:
             close()
             section, body = None, []
             suite = _suite_of(m["path"])
+            continue
+        d = _DOC_TESTS.match(line)
+        if d:
+            close()
+            section, body = None, []
+            suite = f"doc:{d['crate']}"
             continue
         m = _LIBTEST_CASE.match(line)
         if m:

@@ -268,16 +268,23 @@ def execute(
         return 2, redactor(f"{name}: cannot write result to {out_dir}: {err.strerror}")
     if cache is not None and remember is not None and outcome.code == 0:
         with contextlib.suppress(OSError):
-            cache.remember(name, remember, out_dir, _run_id(env), _commit(settings))
+            cache.remember(name, remember, out_dir, run_id(env), commit_of(settings))
     return outcome.code, redactor(verdict(result))
 
 
-def _run_id(env: Mapping[str, str]) -> str:
+def run_id(env: Mapping[str, str]) -> str:
+    """This run's id for records: GitHub's run/attempt, else a local one."""
     run = env.get("GITHUB_RUN_ID")
     return f"{run}/{env.get('GITHUB_RUN_ATTEMPT', '1')}" if run else f"local-{os.getpid()}"
 
 
-def _commit(settings: Settings) -> str:
+def commit(ctx: StageContext) -> str:
+    """The workspace's HEAD commit ("" outside git)."""
+    return commit_of(ctx.settings)
+
+
+def commit_of(settings: Settings) -> str:
+    """The workspace's HEAD commit ("" outside git)."""
     from ci.cache.inputs import _git
 
     out = _git(settings.workspace, "rev-parse", "HEAD")

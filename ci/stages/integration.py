@@ -8,12 +8,13 @@ import shutil
 import subprocess
 from contextlib import ExitStack
 
+from ci.cache import StageCache, affected
 from ci.cargo import metadata, run_tests_check, target_kinds
 from ci.result import StageResult, Status
 from ci.services import provision, specs_from_settings
 from ci.services.local import LocalBackend
 from ci.settings import Settings
-from ci.stage import Clock, StageContext
+from ci.stage import Clock, StageContext, commit, run_id
 
 
 def cache_inputs(settings: Settings) -> dict[str, str]:
@@ -47,9 +48,12 @@ def cache_inputs(settings: Settings) -> dict[str, str]:
 
 
 def run(ctx: StageContext) -> StageResult:
-    """Run integration tests against real services; any failure fails the stage."""
+    """Run integration tests against real services; any failure fails the stage. With
+    the stage cache on, only the packages whose inputs changed are tested (and their
+    services started); the others' results are replayed from their last green run."""
     names = ctx.settings.section("integration").strings("services")
-    if "test" not in target_kinds(metadata(ctx)):
+    meta = metadata(ctx)
+    if "test" not in target_kinds(meta):
         return StageResult(
             ctx.name,
             Status.SKIPPED,
@@ -59,16 +63,46 @@ def run(ctx: StageContext) -> StageResult:
         )
     clock = Clock()
     artifacts: dict[str, str] = {}
+    cache = None
+    if ctx.spec is not None and ctx.spec.cache and not ctx.posargs:
+        cache = StageCache.open(ctx.settings, ctx.runner.say)
+    pkg_plan = affected.plan(cache, ctx.spec, meta, ctx.workspace, ("test",))
+    scope = pkg_plan.to_test if pkg_plan is not None else None
+    if pkg_plan is not None:
+        ctx.runner.say(f"packages: {pkg_plan.describe()}")
+    replayed = pkg_plan.replayed_cases if pkg_plan is not None else []
     with ExitStack() as stack:
-        with ctx.runner.group("services"), clock.check("services") as chk:
-            say = ctx.runner.say
-            services = stack.enter_context(provision(ctx.settings, names, say=say))
-            stack.callback(say, "services stopped: " + ", ".join(services))
-            chk.summary = ", ".join(
-                f"{s.name} ({s.backend}) {s.ready_s:.2f}s" for s in services.values()
-            )
-        for svc in services.values():
-            ctx.runner.redact.add(svc.secrets)
-        env = {svc.env_var: svc.url for svc in services.values()}
-        run_tests_check(ctx, clock, "integration tests", ["--test", "*"], artifacts, env)
+        env: dict[str, str] = {}
+        if scope is None or scope:
+            with ctx.runner.group("services"), clock.check("services") as chk:
+                say = ctx.runner.say
+                services = stack.enter_context(provision(ctx.settings, names, say=say))
+                stack.callback(say, "services stopped: " + ", ".join(services))
+                chk.summary = ", ".join(
+                    f"{s.name} ({s.backend}) {s.ready_s:.2f}s" for s in services.values()
+                )
+            for svc in services.values():
+                ctx.runner.redact.add(svc.secrets)
+            env = {svc.env_var: svc.url for svc in services.values()}
+        tests = run_tests_check(
+            ctx,
+            clock,
+            "integration tests",
+            ["--test", "*"],
+            artifacts,
+            env,
+            packages=scope,
+            replayed=replayed,
+        )
+    if cache is not None and pkg_plan is not None:
+        green = clock.status() in (Status.PASSED, Status.SKIPPED)
+        affected.remember(
+            cache,
+            pkg_plan,
+            tests.cases,
+            green,
+            run_id(ctx.settings.env),
+            commit(ctx),
+            ran=tests.ran,
+        )
     return clock.result(ctx.name, artifacts)

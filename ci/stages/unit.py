@@ -1,13 +1,14 @@
-"""unit: library and binary tests with cargo-nextest (JUnit report), then doc tests
-with `cargo test --doc` (nextest cannot run doc tests)."""
+"""unit: library and binary tests (libtest by default, or nextest; a JUnit report either
+way), then doc tests with `cargo test --doc` (nextest cannot run doc tests)."""
 
 from __future__ import annotations
 
+from ci.cache import StageCache, affected
 from ci.cargo import first_error, has_lib, metadata, run_tests_check
 from ci.errors import ConfigError
-from ci.parsers import parse_doctest_output
+from ci.parsers import TestCase, parse_libtest
 from ci.result import Finding, StageResult, Status
-from ci.stage import Clock, StageContext
+from ci.stage import Clock, StageContext, commit, run_id
 
 
 def seed_env(ctx: StageContext) -> dict[str, str]:
@@ -24,14 +25,24 @@ def seed_env(ctx: StageContext) -> dict[str, str]:
 
 
 def run(ctx: StageContext) -> StageResult:
-    """Run lib/bin tests and doc tests; any failing test fails the stage."""
+    """Run lib/bin tests and doc tests; any failing test fails the stage. With the stage
+    cache on, only the packages whose inputs changed are tested; the others' results are
+    replayed from their last green run."""
     meta = metadata(ctx)
     clock = Clock()
     artifacts: dict[str, str] = {}
     env = seed_env(ctx)
     if env:
         ctx.runner.say(f"property tests: fixed seed PROPTEST_RNG_SEED={env['PROPTEST_RNG_SEED']}")
-    run_tests_check(
+    cache = None
+    if ctx.spec is not None and ctx.spec.cache and not ctx.posargs:
+        cache = StageCache.open(ctx.settings, ctx.runner.say)
+    pkg_plan = affected.plan(cache, ctx.spec, meta, ctx.workspace, ("lib", "bin", "proc-macro"))
+    scope = pkg_plan.to_test if pkg_plan is not None else None
+    replayed = pkg_plan.replayed_cases if pkg_plan is not None else []
+    if pkg_plan is not None:
+        ctx.runner.say(f"packages: {pkg_plan.describe()}")
+    tests = run_tests_check(
         ctx,
         clock,
         "lib and bin tests",
@@ -39,21 +50,69 @@ def run(ctx: StageContext) -> StageResult:
         artifacts,
         env,
         runner=ctx.settings.section("unit").choice("runner", ("libtest", "nextest")),
+        packages=scope,
+        replayed=[c for c in replayed if not c.suite.startswith("doc:")],
     )
+    docs = _doc_tests(
+        ctx, clock, meta, env, scope, [c for c in replayed if c.suite.startswith("doc:")]
+    )
+    if cache is not None and pkg_plan is not None:
+        green = clock.status() in (Status.PASSED, Status.SKIPPED)
+        affected.remember(
+            cache,
+            pkg_plan,
+            [*tests.cases, *docs],
+            green,
+            run_id(ctx.settings.env),
+            commit(ctx),
+            ran=tests.ran,
+        )
+    return clock.result(ctx.name, artifacts)
+
+
+def _doc_tests(
+    ctx: StageContext,
+    clock: Clock,
+    meta: dict[str, object],
+    env: dict[str, str],
+    scope: list[str] | None,
+    replayed: list[TestCase],
+) -> list[TestCase]:
+    """`cargo test --doc` (nextest cannot run doc tests), over `scope` when given; the
+    doc test cases run (suite `doc:<crate>`)."""
     with ctx.runner.group("doc tests"), clock.check("doctests") as chk:
         if not has_lib(meta):
             chk.status = Status.SKIPPED
             chk.summary = "skipped: no library target, so no doc tests"
-        else:
-            res = ctx.cargo(["test", "--workspace", "--doc"], env=env)
-            failed, passed_n, failed_n = parse_doctest_output(res.output)
-            chk.summary = f"{passed_n} passed, {failed_n} failed"
+            return []
+        cases: list[TestCase] = []
+        if scope is None or scope:
+            # Always the whole workspace (a `-p` selection would resolve features
+            # differently and rebuild); doc tests compile on every run anyway.
+            res = ctx.runner.run(
+                ["cargo", "test", "--workspace", "--doc", "--", "--color", "never"],
+                cwd=ctx.workspace,
+                env={**ctx.cargo_env(), **env},
+                merge_stderr=True,
+            )
+            cases = [c for c in parse_libtest(res.stdout) if c.suite.startswith("doc:")]
             if not res.ok:
                 chk.status = Status.FAILED
-                found = [Finding("doctests", f"doc test failed: {name}") for name in failed]
+                found = [
+                    Finding("doctests", f"doc test failed: {c.name}: {c.message}".rstrip(": "))
+                    for c in cases
+                    if c.status == "failed"
+                ]
                 if not found:
                     found = [
                         Finding("doctests", first_error(res.output) or "cargo test --doc failed")
                     ]
                 clock.findings += found
-    return clock.result(ctx.name, artifacts)
+        if cases and replayed:  # all ran: nothing replayed
+            replayed = []
+        passed = sum(c.status == "passed" for c in [*cases, *replayed])
+        failed = sum(c.status == "failed" for c in cases)
+        chk.summary = f"{passed} passed, {failed} failed"
+        if replayed:
+            chk.summary += f" ({len(replayed)} replayed from the cache)"
+        return cases

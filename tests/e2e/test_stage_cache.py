@@ -131,3 +131,35 @@ def test_concurrent_runs_share_the_cache_and_a_corrupt_entry_is_discarded(
     assert not data["cached"] and data["status"] == "passed"
     assert "cache: discarded a damaged entry for lint" in data["_output"]
     assert lint(env)["cached"]
+
+
+def unit(env: dict[str, str]) -> dict:
+    r = run_nox(["unit"], env)
+    data = json.loads((Path(env["CIPIPE_OUTPUT_DIR"]) / "unit.json").read_text())
+    data["_output"] = r.stdout + r.stderr
+    return data
+
+
+def test_only_affected_packages_are_tested(project) -> None:
+    ws, env = project("two_packages")
+    first = unit(env)
+    assert first["status"] == "passed" and "tests: 2 passed" in first["summary"]
+    # a change in the outer package: the inner one's tests are replayed, not run
+    app = ws / "app" / "src" / "lib.rs"
+    app.write_text(app.read_text() + "// changed\n")
+    second = unit(env)
+    assert "replayed (inputs unchanged): fixture-core" in second["_output"]
+    assert "testing: fixture-app" in second["_output"]
+    assert "tests: 2 passed" in second["summary"] and "1 replayed" in second["summary"]
+    assert "fixture_core-" not in second["_output"].split("replayed (inputs unchanged)")[1]
+    # a change in the inner package: both run (the outer one depends on it)
+    core = ws / "core" / "src" / "lib.rs"
+    core.write_text(core.read_text() + "// changed\n")
+    third = unit(env)
+    assert "testing: fixture-core, fixture-app" in third["_output"]
+    assert "replayed" not in third["summary"]
+    # a root file (the workspace manifest): every package runs
+    root = ws / "Cargo.toml"
+    root.write_text(root.read_text() + "# changed\n")
+    fourth = unit(env)
+    assert "testing: fixture-core, fixture-app" in fourth["_output"]

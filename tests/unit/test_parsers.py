@@ -143,3 +143,16 @@ def test_libtest_several_binaries_and_ignored_tests() -> None:
         ("alpha", "a::two", "skipped"),
         ("beta_bin", "b::boom", "passed"),
     ]
+
+
+def test_package_names_from_cargo_package_ids() -> None:
+    from ci.cargo import package_name
+
+    assert package_name("path+file:///ws/crates/trading-core#0.1.0") == "trading-core"
+    assert package_name("path+file:///ws#fixture-clean@0.1.0") == "fixture-clean"
+    assert (
+        package_name("registry+https://github.com/rust-lang/crates.io-index#itoa@1.0.18") == "itoa"
+    )
+    assert (
+        package_name("trading-core 0.1.0 (path+file:///ws/crates/trading-core)") == "trading-core"
+    )
