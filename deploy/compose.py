@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci.parsers import strip_ansi
 from ci.runner import CommandResult
 from deploy.errors import HostError
 from deploy.host import Host
@@ -168,7 +169,7 @@ class Stack:
         return posixpath.join(self.directory, name)
 
     def compose(
-        self, *args: str, timeout: float | None = None, check: bool = True
+        self, *args: str, timeout: float | None = None, check: bool = True, echo: bool = True
     ) -> CommandResult:
         """`compose -p <project> --project-directory <dir> -f compose.yaml --env-file
         release.env <args>` on the host."""
@@ -184,7 +185,7 @@ class Stack:
             self.path("release.env"),
             *args,
         ]
-        return self.host.run(argv, timeout=timeout, check=check)
+        return self.host.run(argv, timeout=timeout, check=check, echo=echo)
 
     def read_files(self, folder: str = "") -> ReleaseFiles | None:
         """The release files in the folder (or `good/`), None when incomplete."""
@@ -211,7 +212,7 @@ class Stack:
 
     def container(self) -> str | None:
         """The id of the service's container, if it exists."""
-        res = self.compose("ps", "-q", SERVICE, check=False)
+        res = self.compose("ps", "-q", SERVICE, check=False, echo=False)
         ids = res.stdout.split()
         return ids[0] if res.ok and ids else None
 
@@ -221,7 +222,7 @@ class Stack:
         if cid is None:
             return {"status": "missing"}
         fmt = "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}} {{.Image}}"
-        res = self.host.run(["docker", "inspect", "--format", fmt, cid], check=False)
+        res = self.host.run(["docker", "inspect", "--format", fmt, cid], check=False, echo=False)
         parts = res.stdout.split()
         if not res.ok or len(parts) < 4:
             return {"status": "missing"}
@@ -248,7 +249,7 @@ def crash_reason(state: dict[str, str]) -> str | None:
     if status in ("exited", "dead"):
         return f"the service container {status} with code {code}"
     if status == "restarting" or restarts > 0:
-        return f"the service container keeps exiting (code {code}, restarted {restarts}x)"
+        return f"the service container keeps exiting (restarted {restarts}x)"
     if status == "missing":
         return "the service container does not exist"
     return None
@@ -256,7 +257,7 @@ def crash_reason(state: dict[str, str]) -> str | None:
 
 def last_log_line(logs: str) -> str:
     """The last meaningful line of `compose logs` (prefix `app_1  | ` dropped)."""
-    for line in reversed(logs.splitlines()):
+    for line in reversed(strip_ansi(logs).splitlines()):
         text = re.sub(r"^\S+\s+\|\s?", "", line).strip()
         if text and not text.startswith("Attaching to"):
             return text[:200]

@@ -30,9 +30,15 @@ class Host(Protocol):
     name: str
 
     def run(
-        self, argv: list[str], *, timeout: float | None = None, check: bool = True
+        self,
+        argv: list[str],
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+        echo: bool = True,
     ) -> CommandResult:
-        """Run `argv` there; `check`: a non-zero exit is HostError with its last line."""
+        """Run `argv` there; `check`: a non-zero exit is HostError with its last line;
+        `echo=False`: the command goes to the log only (frequent probes)."""
         ...
 
     def read(self, path: str) -> str | None:
@@ -119,6 +125,13 @@ def connect_error(err: BaseException, target: SshTarget) -> HostError:
     return HostError(f"ssh to {where} failed: {type(err).__name__}: {str(err)[:160]}")
 
 
+def brief(argv: list[str]) -> str:
+    """A long command shortened for a one-line message: the program and its last words."""
+    if len(argv) <= 5:
+        return shlex.join(argv)
+    return f"{argv[0]} … {shlex.join(argv[-3:])}"
+
+
 class SshHost:
     """A host over SSH (Fabric), opened at construction."""
 
@@ -165,12 +178,17 @@ class SshHost:
         return f"{self.target.user}@{self.target.host}"
 
     def run(
-        self, argv: list[str], *, timeout: float | None = None, check: bool = True
+        self,
+        argv: list[str],
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+        echo: bool = True,
     ) -> CommandResult:
         """Run `argv` on the host (quoted with shlex.join for its shell); output is
         returned raw and logged masked."""
         command = shlex.join(argv)
-        self.runner.say(f"+ [{self._label()}] {command}")
+        (self.runner.say if echo else self.runner.log_only)(f"+ [{self._label()}] {command}")
         start = time.monotonic()
         try:
             res = self.conn.run(
@@ -184,8 +202,8 @@ class SshHost:
         except Exception as exc:
             if type(exc).__name__ == "CommandTimedOut":
                 raise HostError(
-                    f"`{argv[0]} {argv[1] if len(argv) > 1 else ''}` on {self.name} did not finish "
-                    f"within {timeout or self.target.command_timeout:g}s"
+                    f"`{brief(argv)}` on {self.name} did not finish within "
+                    f"{timeout or self.target.command_timeout:g}s"
                 ) from None
             raise HostError(f"lost the connection to {self.name}: {type(exc).__name__}") from None
         for line in (out + err).splitlines():
@@ -193,7 +211,7 @@ class SshHost:
         result = CommandResult(tuple(argv), code, out, err, time.monotonic() - start)
         if check and code != 0:
             last = (err.strip() or out.strip() or f"exit code {code}").splitlines()[-1]
-            raise HostError(f"`{command[:120]}` failed on {self.name} (exit {code}): {last}")
+            raise HostError(f"`{brief(argv)}` failed on {self.name} (exit {code}): {last.strip()}")
         return result
 
     def _client(self) -> Any:

@@ -52,8 +52,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     -A scram-sha-256 -E UTF8 --locale=C --no-sync >/dev/null
   : > /tmp/pwfile  # no rm in a scratch image: truncate instead
   echo "host all all 0.0.0.0/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
-  if [ -n "$POSTGRES_DB" ] && [ "$POSTGRES_DB" != "${POSTGRES_USER:-postgres}" ]; then
-    echo "CREATE DATABASE \\"$POSTGRES_DB\\";" | postgres --single -D "$PGDATA" \\
+  db="${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"
+  if [ "$db" != postgres ]; then  # the image creates POSTGRES_DB (default: the user's name)
+    echo "CREATE DATABASE \\"$db\\";" | postgres --single -D "$PGDATA" \\
       -c unix_socket_directories=/tmp postgres >/dev/null
   fi
 fi
@@ -136,11 +137,15 @@ def redis(tag: str = f"{PREFIX}/redis:7") -> Recipe:
 
 
 def shared_libs(runner: Runner, binaries: Iterable[Path]) -> set[str]:
-    """The shared libraries `ldd` lists for `binaries` (absolute paths)."""
+    """The shared libraries `ldd` lists for `binaries` (absolute paths). One quiet ldd
+    per file (a directory of plugins would otherwise flood the log)."""
     libs: set[str] = set()
-    for binary in binaries:
-        res = runner.run(["ldd", str(binary)], capture=True, echo_output=False)
-        libs |= {m[1] for m in _LIB.finditer(res.stdout)}
+    files = list(binaries)
+    with Runner(runner.redact, echo=False) as quiet:
+        for binary in files:
+            res = quiet.run(["ldd", str(binary)], capture=True)
+            libs |= {m[1] for m in _LIB.finditer(res.stdout)}
+    runner.log_only(f"ldd: {len(files)} ELF files need {len(libs)} shared libraries")
     return libs
 
 

@@ -23,7 +23,7 @@ from deploy import compose, local_images
 from deploy.compose import ReleaseFiles, Running, crash_reason, last_log_line, parse_env
 from deploy.config import StagingConfig
 from deploy.control import control_socket, restart_command
-from deploy.errors import E2EFailed, ReleaseUnhealthy, RollbackFailed
+from deploy.errors import DeployError, E2EFailed, ReleaseUnhealthy, RollbackFailed
 from deploy.gather import Parts
 from deploy.health import probe_health, wait_healthy
 from deploy.notify import Message
@@ -236,6 +236,10 @@ class StagingDeploy:
         try:
             self.roll_out(files)
             reason = self.verify()
+        except Exception as err:  # a failed command or a defect: restore, then report it
+            reason = str(err) if isinstance(err, DeployError) else f"{type(err).__name__}: {err}"
+            self._fail(reason, started)
+            raise
         except KeyboardInterrupt:
             with shield():
                 self.say("interrupted: restoring the last good release")

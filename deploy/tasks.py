@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 import time
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ def staging(
     from ci.redact import Redactor, secrets_from_env
     from ci.result import Status, write_result
     from ci.runner import Runner
-    from ci.stage import Clock
+    from ci.stage import EXIT_INTERNAL, Clock
 
     env = dict(os.environ if env is None else env)
     redactor = Redactor(secrets_from_env(env))
@@ -41,6 +42,7 @@ def staging(
     clock = Clock()
     code, line, out_dir, budget = 0, "", None, 300.0
     outputs: dict[str, str] = {}
+    runner: Runner | None = None
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(masked_stdio(redactor))
         redactor.on_add(AddMask(env, out))
@@ -69,6 +71,12 @@ def staging(
         except KeyboardInterrupt:
             code = Interrupted.exit_code
             line = "error: interrupted; the last good release was restored where one existed"
+        except Exception as exc:  # a defect of the pipeline: one line, traceback in the log
+            code = EXIT_INTERNAL
+            where = out_dir / "staging.log" if out_dir is not None else "the log"
+            line = f"error: internal error: {type(exc).__name__}: {exc} (traceback in {where})"
+            if runner is not None:
+                runner.log_only(traceback.format_exc())
         seconds = time.monotonic() - start
         if not dry_run and out_dir is not None:
             status = Status.PASSED if code == 0 else _status(code)
@@ -90,6 +98,8 @@ def _status(code: int) -> Any:
 
     if code in (E2EFailed.exit_code, ReleaseUnhealthy.exit_code, RollbackFailed.exit_code):
         return Status.FAILED
+    if code == 70:
+        return Status.INTERNAL
     return Status.CANCELLED if code == 130 else Status.ERROR
 
 
