@@ -209,6 +209,7 @@ class SshHost:
         for line in (out + err).splitlines():
             self.runner.log_only(f"  {line}")
         result = CommandResult(tuple(argv), code, out, err, time.monotonic() - start)
+        self.runner.log_only(f"  (exit {code} in {result.duration_s:.2f}s)")
         if check and code != 0:
             last = (err.strip() or out.strip() or f"exit code {code}").splitlines()[-1]
             raise HostError(f"`{brief(argv)}` failed on {self.name} (exit {code}): {last.strip()}")

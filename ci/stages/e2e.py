@@ -15,6 +15,7 @@ import argparse
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import replace
 
 from ci.cargo import count, test_findings
 from ci.errors import ConfigError
@@ -64,6 +65,13 @@ def answers(url: str, timeout: float) -> str | None:
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         return str(getattr(reason, "strerror", None) or reason)
+
+
+def one_line(finding: Finding) -> Finding:
+    """A finding whose message is one line: pytest's assertion messages span several
+    (the message, then the compared expression); they are joined with " | "."""
+    lines = [line.strip() for line in finding.message.splitlines() if line.strip()]
+    return replace(finding, message=" | ".join(lines))
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -117,7 +125,7 @@ def run(ctx: StageContext) -> StageResult:
             atomic_write(junit, mask_xml(text, ctx.runner.redact))
             raw.unlink()
             artifacts["junit"] = str(junit)
-        clock.findings += test_findings(kind, cases)
+        clock.findings += [one_line(f) for f in test_findings(kind, cases)]
         chk.summary = f"{count(cases)} against {args.url}"
         if res.returncode == 5 or not cases:
             chk.status = Status.ERROR
