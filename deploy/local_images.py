@@ -5,7 +5,7 @@ files (directories recursively) plus every shared library their ELF files need (
 lists them), a Dockerfile `FROM scratch`, `COPY rootfs/ /`, then the image's own lines.
 Nothing is downloaded. Three recipes:
 
-- `runtime_base(binary)`: what the service binary needs to run: its shared libraries
+- `runtime_base(binary, runner)`: what the service binary needs to run: its shared libraries
   (glibc, libgcc_s, the dynamic loader), `/etc/passwd` with the `nonroot` user 65532 and
   a `/tmp`, the same contract as the public `gcr.io/distroless/cc-debian12:nonroot`.
 - `postgres()`: PostgreSQL 15 from the host's Debian packages, honouring the public
@@ -27,7 +27,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,25 +68,25 @@ PG_PASSWD = "root:x:0:0::/:/bin/sh\npostgres:x:999:999::/var/lib/postgresql:/bin
 
 @dataclass(frozen=True)
 class Recipe:
-    """A local image: host `files` (directories recursively), the shared libraries of
-    those and of `libs_of` (ELF files needed only for their libraries), generated
-    `extra` files, empty directories owned by `owner`, and the Dockerfile lines after
-    `COPY rootfs/ /`."""
+    """A local image: host `files` (directories recursively) and the shared libraries of
+    their ELF files, generated `extra` files, empty directories owned by `owner`, and the
+    Dockerfile lines after `COPY rootfs/ /`."""
 
     tag: str
     files: tuple[str, ...] = ()
-    libs_of: tuple[str, ...] = ()
     extra: tuple[tuple[str, str, int], ...] = ()  # (path, text, mode)
     owned: tuple[str, ...] = ()
     owner: str = "0:0"
     tail: str = ""
 
 
-def runtime_base(binary: Path, tag: str = f"{PREFIX}/runtime-base:latest") -> Recipe:
-    """The runtime base for `binary`: its shared libraries and the nonroot user."""
-    return Recipe(
-        tag=tag,
-        libs_of=(str(binary),),
+def runtime_base(binary: Path, runner: Runner) -> Recipe:
+    """The runtime base for `binary`: its shared libraries and the nonroot user. Tagged
+    by its content, so binaries needing the same libraries share one base and a release
+    never rebuilds it."""
+    recipe = Recipe(
+        tag="",
+        files=tuple(sorted(shared_libs(runner, [binary]))),
         extra=(
             ("/etc/passwd", PASSWD, 0o644),
             ("/etc/group", GROUP, 0o644),
@@ -96,6 +96,7 @@ def runtime_base(binary: Path, tag: str = f"{PREFIX}/runtime-base:latest") -> Re
         owner=f"{NONROOT}:{NONROOT}",
         tail=f"USER {NONROOT}:{NONROOT}\n",
     )
+    return replace(recipe, tag=f"{PREFIX}/runtime-base:{fingerprint(recipe)}")
 
 
 def postgres(tag: str = f"{PREFIX}/postgres:15") -> Recipe:
@@ -176,7 +177,7 @@ def fingerprint(recipe: Recipe) -> str:
     """A digest of everything the image is made of (file metadata, generated files,
     Dockerfile lines): equal fingerprints, equal images."""
     digest = hashlib.sha256(repr(recipe).encode())
-    for path in sorted({*recipe.files, *recipe.libs_of}):
+    for path in sorted(recipe.files):
         src = Path(path)
         entries = sorted(src.rglob("*")) if src.is_dir() else [src]
         for entry in entries:
@@ -192,7 +193,7 @@ def context(recipe: Recipe, runner: Runner, folder: Path) -> Path:
     """Write the build context of `recipe` into `folder`; returns it."""
     rootfs = folder / "rootfs"
     rootfs.mkdir(parents=True)
-    elves = [Path(p) for p in recipe.libs_of]
+    elves: list[Path] = []
     for path in recipe.files:
         elves += _copy(rootfs, path)
     for lib in sorted(shared_libs(runner, elves)):

@@ -69,7 +69,7 @@ class StagingDeploy:
             base = facts.base or eng.obtain(
                 facts.base_public,
                 self.cfg.images.local,
-                lambda: local_images.runtime_base(self.release.binary),
+                lambda: local_images.runtime_base(self.release.binary, self.runner),
             )
             refs = [self.image.tagged(t) for t in self.release.tags()]
             built = eng.build(self.release, base, refs)
