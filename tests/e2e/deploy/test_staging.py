@@ -8,18 +8,24 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 from fakes.slack_webhook import FakeSlack
+from helpers import ROOT
 
 from ci import settings as settings_mod
+from ci.services.base import port_in_use
 from deploy.record import promotion_verdict
 
-from .conftest import Staging, containers
+from .conftest import Staging, containers, remove_images
+from .sshd import free_port
 
 
 def one_error_line(r) -> str:
@@ -185,3 +191,50 @@ def test_e2e_failure_blocks_production_and_keeps_the_release(
     verdict = promotion_verdict(cfg, version, digest)
     assert not verdict.ok and "failed" in verdict.reason
     assert "e2e failed" in slack.messages[-1] and "BLOCKED" in slack.messages[-1]
+
+
+def test_ctrl_c_mid_deploy_restores_the_good_release_and_stops_what_it_started(
+    staging: Staging, manifest, slack, tmp_path: Path, deployed
+) -> None:
+    port = free_port()  # no registry there: the deploy starts (and must stop) its own
+    env = staging.env(
+        slack,
+        CIPIPE_STAGING__SERVICE_ENV="TS_FAULT_UNHEALTHY=1",
+        CIPIPE_STAGING__HEALTH_TIMEOUT="600",
+        CIPIPE_STAGING__REGISTRY=f"127.0.0.1:{port}",
+        CIPIPE_STAGING__REGISTRY_DIR=str(tmp_path / "registry"),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "deploy.staging", "--manifest", str(manifest)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # until the broken release answers
+            try:
+                if requests.get(f"{staging.url}/health", timeout=2).status_code == 503:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail("the broken release never came up")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        remove_images(f"127.0.0.1:{port}/")
+    assert proc.returncode == 130, out + err
+    assert err.strip().splitlines()[-1].startswith("error: interrupted")
+    assert "Traceback" not in out + err
+    assert requests.get(f"{staging.url}/health", timeout=5).status_code == 200
+    assert (staging.remote / "app.env").read_text().strip() == ""
+    assert not port_in_use(port)  # the registry it started is gone
+    assert "rolled back to" in slack.messages[-1]
+    dep = deployments(staging)[-1]
+    assert dep["outcome"] == "rolled_back" and "interrupted" in dep["details"]
