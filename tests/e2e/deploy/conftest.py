@@ -76,7 +76,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield address
     finally:
         local.stop_daemon()
-        remove_images(address)
+        remove_images(f"{address}/")
 
 
 def remove_images(prefix: str) -> None:
