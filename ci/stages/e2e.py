@@ -16,6 +16,7 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import replace
+from pathlib import Path
 
 from ci.cargo import count, test_findings
 from ci.errors import ConfigError
@@ -74,6 +75,36 @@ def one_line(finding: Finding) -> Finding:
     return replace(finding, message=" | ".join(lines))
 
 
+def pytest_command(
+    args: argparse.Namespace, suite: Path, timeout: float, restart_timeout: float, junit: Path
+) -> list[str]:
+    """The pytest command line of the suite (run in the stage's own interpreter)."""
+    kind = "smoke" if args.smoke else "e2e"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-c",
+        str(suite / "pytest.ini"),
+        "--rootdir",
+        str(suite),
+        str(suite),
+        f"--service-url={args.url}",
+        f"--request-timeout={timeout:g}",
+        f"--restart-timeout={restart_timeout:g}",
+        f"--junitxml={junit}",
+        "-o",
+        f"junit_suite_name={kind}",
+    ]
+    if args.smoke:
+        cmd += ["-m", "smoke"]
+    if args.restart_cmd:
+        cmd.append(f"--restart-cmd={args.restart_cmd}")
+    if args.expect_version:
+        cmd.append(f"--expect-version={args.expect_version}")
+    return [*cmd, *args.pytest_args]
+
+
 def run(ctx: StageContext) -> StageResult:
     """Run the suite (or its smoke subset) against `--url`; any failed test fails it."""
     cfg = ctx.settings.section("e2e")
@@ -87,53 +118,32 @@ def run(ctx: StageContext) -> StageResult:
     junit = ctx.artifacts_dir / ("junit-smoke.xml" if args.smoke else "junit.xml")
     junit.unlink(missing_ok=True)
     artifacts: dict[str, str] = {}
+    cases: list[TestCase] = []
     with ctx.runner.group(f"{kind} suite against {args.url}"), clock.check(kind) as chk:
         down = answers(args.url, timeout)
         if down is not None:
             chk.status = Status.ERROR
             chk.summary = f"nothing answers at {args.url} ({down})"
             clock.findings.append(Finding(kind, chk.summary, rule="unreachable"))
-            return clock.result(ctx.name, artifacts)
-        raw = junit.with_suffix(".raw.xml")
-        cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-c",
-            str(suite / "pytest.ini"),
-            "--rootdir",
-            str(suite),
-            str(suite),
-            f"--service-url={args.url}",
-            f"--request-timeout={timeout:g}",
-            f"--restart-timeout={cfg.number('restart_timeout', minimum=1):g}",
-            f"--junitxml={raw}",
-            "-o",
-            f"junit_suite_name={kind}",
-        ]
-        if args.smoke:
-            cmd += ["-m", "smoke"]
-        if args.restart_cmd:
-            cmd.append(f"--restart-cmd={args.restart_cmd}")
-        if args.expect_version:
-            cmd.append(f"--expect-version={args.expect_version}")
-        res = ctx.runner.run([*cmd, *args.pytest_args], cwd=suite)
-        cases: list[TestCase] = []
-        if raw.is_file():
-            text = raw.read_text(encoding="utf-8")
-            cases = parse_junit(text)
-            atomic_write(junit, mask_xml(text, ctx.runner.redact))
-            raw.unlink()
-            artifacts["junit"] = str(junit)
-        clock.findings += [one_line(f) for f in test_findings(kind, cases)]
-        chk.summary = f"{count(cases)} against {args.url}"
-        if res.returncode == 5 or not cases:
-            chk.status = Status.ERROR
-            chk.summary = f"no test ran (pytest exit {res.returncode}) against {args.url}"
-        elif res.returncode != 0:
-            chk.status = Status.FAILED
-            if not any(c.status == "failed" for c in cases):
-                clock.findings.append(Finding(kind, f"pytest exited {res.returncode}"))
+        else:
+            raw = junit.with_suffix(".raw.xml")
+            restart = cfg.number("restart_timeout", minimum=1)
+            res = ctx.runner.run(pytest_command(args, suite, timeout, restart, raw), cwd=suite)
+            if raw.is_file():
+                text = raw.read_text(encoding="utf-8")
+                cases = parse_junit(text)
+                atomic_write(junit, mask_xml(text, ctx.runner.redact))
+                raw.unlink()
+                artifacts["junit"] = str(junit)
+            clock.findings += [one_line(f) for f in test_findings(kind, cases)]
+            chk.summary = f"{count(cases)} against {args.url}"
+            if res.returncode == 5 or not cases:
+                chk.status = Status.ERROR
+                chk.summary = f"no test ran (pytest exit {res.returncode}) against {args.url}"
+            elif res.returncode != 0:
+                chk.status = Status.FAILED
+                if not any(c.status == "failed" for c in cases):
+                    clock.findings.append(Finding(kind, f"pytest exited {res.returncode}"))
     result = clock.result(ctx.name, artifacts)
     result.outputs = {"url": args.url, "suite": kind, "tests": count(cases)}
     return result
