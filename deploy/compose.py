@@ -11,6 +11,7 @@ On the host, in `remote_dir`:
                    (the database volume was initialised with that password)
     good/          the three release files of the last release that passed its health
                    check and smoke tests: the rollback target
+    .deploy.lock/  held while a deployment changes the host (owner: who, since when)
 
 Rendering is pure (tested without a host); `Stack` runs compose there.
 """
@@ -20,10 +21,12 @@ from __future__ import annotations
 import posixpath
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci.interrupts import shield
 from ci.parsers import strip_ansi
 from ci.runner import CommandResult
 from deploy.errors import HostError
@@ -33,6 +36,7 @@ COMPOSE_FILE = Path(__file__).with_name("compose.yaml")
 RELEASE_FILES = ("compose.yaml", "release.env", "app.env")
 GOOD = "good"
 SECRETS = "secrets.env"
+LOCK = ".deploy.lock"
 SERVICE = "app"
 DB_USER = "trading"  # compose.yaml's POSTGRES_USER / POSTGRES_DB
 
@@ -209,6 +213,25 @@ class Stack:
             text = make_secrets()
             self.host.write(self.path(SECRETS), text, mode=0o600)
         return text
+
+    @contextmanager
+    def locked(self, owner: str) -> Iterator[None]:
+        """Hold the release folder's deploy lock for the block: two deployments never
+        change one host at once. The lock names its owner; a run that died leaves it,
+        and the message says how to clear it."""
+        path = self.path(LOCK)
+        if not self.host.make_dir(path):
+            held = (self.host.read(posixpath.join(path, "owner")) or "unknown owner").strip()
+            raise HostError(
+                f"another deployment holds {self.host.name}:{path} ({held}): wait for it to "
+                "finish, or remove that folder if the run died"
+            )
+        try:
+            self.host.write(posixpath.join(path, "owner"), owner + "\n")
+            yield
+        finally:
+            with shield():
+                self.host.run(["rm", "-rf", path], check=False)
 
     def container(self) -> str | None:
         """The id of the service's container, if it exists."""

@@ -49,6 +49,11 @@ class Host(Protocol):
         """Write a file there atomically (temp file + rename) with `mode`."""
         ...
 
+    def make_dir(self, path: str) -> bool:
+        """Create the directory `path` (its parents as needed); False when it existed
+        already: an atomic test-and-set, used as a lock."""
+        ...
+
     def close(self) -> None:
         """Close the connection."""
         ...
@@ -257,6 +262,19 @@ class SshHost:
                 sftp.stat(part)
             except FileNotFoundError:
                 sftp.mkdir(part, 0o755)
+
+    def make_dir(self, path: str) -> bool:
+        """mkdir over SFTP: True when this call created it, False when it existed."""
+        self.mkdir(posixpath.dirname(path) or ".")
+        try:
+            self._client().mkdir(path, 0o700)
+        except OSError:
+            try:
+                self._client().stat(path)
+            except OSError as err:
+                raise HostError(f"cannot create {path} on {self.name}: {err}") from None
+            return False
+        return True
 
     def close(self) -> None:
         """Close SFTP and the connection."""

@@ -125,6 +125,7 @@ def _deploy(settings: Any, runner: Any, clock: Any, dry_run: bool, manifest: str
         with contextlib.ExitStack() as stack:
             if parts.local_registry is not None:
                 stack.enter_context(parts.local_registry.running(parts.registry))
+            stack.enter_context(parts.stack.locked(_owner(facts.release.version)))
             try:
                 flow.act()
             finally:
@@ -134,6 +135,16 @@ def _deploy(settings: Any, runner: Any, clock: Any, dry_run: bool, manifest: str
         return flow.out.outputs
     finally:
         close_quietly(parts)
+
+
+def _owner(version: str) -> str:
+    """Who holds the host's deploy lock: user, machine, pid, since when, what."""
+    import getpass
+    import socket
+    from datetime import UTC, datetime
+
+    since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} since {since}, {version}"
 
 
 def registry(root: Path, action: str, env: Mapping[str, str] | None = None) -> int:
