@@ -10,9 +10,9 @@ Nothing is downloaded. Three recipes:
   a `/tmp`, the same contract as the public `gcr.io/distroless/cc-debian12:nonroot`.
 - `postgres()`: PostgreSQL 15 from the host's Debian packages, honouring the public
   `postgres:15` image's environment contract (`POSTGRES_USER`, `POSTGRES_PASSWORD`,
-  `POSTGRES_DB`, `PGDATA`; initialised on first start, password auth over TCP), with
-  `pg_isready` for health checks and a data directory owned by the postgres user, so a
-  named volume mounted there is writable.
+  `POSTGRES_DB`, `PGDATA`; started as root it hands PGDATA to the postgres user, so a
+  fresh named volume or tmpfs works, then drops to that user; initialised on first
+  start, password auth over TCP), with `pg_isready` for health checks.
 - `redis()`: `redis-server` listening on all interfaces like `redis:7-alpine`, with
   `redis-cli` for health checks.
 
@@ -40,12 +40,21 @@ _LIB = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x")
 # PostgreSQL's JIT provider drags in all of LLVM; nothing here needs it.
 _SKIP = shutil.ignore_patterns("llvmjit*", "bitcode")
 
-# The postgres:15 image's contract: initialise from POSTGRES_USER / POSTGRES_PASSWORD /
-# POSTGRES_DB on first start, password auth over TCP, then exec the given command.
+# The postgres:15 image's contract: started as root, it makes PGDATA the postgres
+# user's (a fresh named volume or tmpfs is root's), then runs as that user; initialises
+# from POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB on first start (the database
+# POSTGRES_DB, default the user's name, is created), password auth over TCP, then execs
+# the given command. No `id` in a scratch image: root is whoever may write to /etc.
 PG_ENTRYPOINT = """#!/bin/sh
 set -e
-export PATH=/usr/lib/postgresql/15/bin:/bin
+export PATH=/usr/lib/postgresql/15/bin:/bin:/usr/bin
 PGDATA="${PGDATA:-/var/lib/postgresql/data}"
+export PGDATA
+if [ -w /etc ]; then
+  mkdir -p "$PGDATA"
+  chown -R 999:999 "$PGDATA"
+  exec setpriv --reuid=999 --regid=999 --clear-groups "$0" "$@"
+fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   printf '%s' "$POSTGRES_PASSWORD" > /tmp/pwfile
   initdb -D "$PGDATA" -U "${POSTGRES_USER:-postgres}" --pwfile=/tmp/pwfile \\
@@ -53,7 +62,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   : > /tmp/pwfile  # no rm in a scratch image: truncate instead
   echo "host all all 0.0.0.0/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
   db="${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"
-  if [ "$db" != postgres ]; then  # the image creates POSTGRES_DB (default: the user's name)
+  if [ "$db" != postgres ]; then
     echo "CREATE DATABASE \\"$db\\";" | postgres --single -D "$PGDATA" \\
       -c unix_socket_directories=/tmp postgres >/dev/null
   fi
@@ -106,6 +115,9 @@ def postgres(tag: str = f"{PREFIX}/postgres:15") -> Recipe:
         tag=tag,
         files=(
             "/bin/sh",
+            "/bin/mkdir",
+            "/bin/chown",
+            "/usr/bin/setpriv",
             f"{bindir}/postgres",
             f"{bindir}/initdb",
             f"{bindir}/pg_isready",
@@ -118,10 +130,8 @@ def postgres(tag: str = f"{PREFIX}/postgres:15") -> Recipe:
             ("/etc/group", "root:x:0:\npostgres:x:999:\n", 0o644),
             ("/usr/local/bin/entrypoint", PG_ENTRYPOINT, 0o755),
         ),
-        owned=("/var/lib/postgresql/data",),
-        owner="999:999",
         tail=(
-            f"USER 999:999\nENV PATH={bindir}:/bin PGDATA=/var/lib/postgresql/data\n"
+            f"ENV PATH={bindir}:/bin:/usr/bin PGDATA=/var/lib/postgresql/data\n"
             'ENTRYPOINT ["/usr/local/bin/entrypoint"]\nCMD ["postgres"]\n'
         ),
     )
