@@ -241,9 +241,8 @@ class StagingDeploy:
             self._fail(reason, started)
             raise
         except KeyboardInterrupt:
-            with shield():
-                self.say("interrupted: restoring the last good release")
-                self._fail("interrupted", started)
+            self.say("interrupted: restoring the last good release")
+            self._fail("interrupted", started)
             raise
         if reason:
             self._fail(reason, started)
@@ -261,12 +260,18 @@ class StagingDeploy:
         self.e2e(details)
 
     def _fail(self, reason: str, started: float) -> None:
+        """Recover (signals deferred: a rollback is never cut short half-way), record."""
         log = self.parts.log
-        try:
-            restored = self.recover(reason)
-        except RollbackFailed:
-            log.finish(self.out.dep_id, "failed", {"reason": reason, "rollback": "failed"})
-            raise
+        with shield():
+            try:
+                restored = self.recover(reason)
+            except Exception as err:
+                log.finish(self.out.dep_id, "failed", {"reason": reason, "rollback": "failed"})
+                if isinstance(err, RollbackFailed):
+                    raise
+                raise RollbackFailed(
+                    f"{reason}; then the rollback failed too: {type(err).__name__}: {err}"
+                ) from None
         self.restored = restored
         outcome = "rolled_back" if restored else "failed"
         log.finish(
