@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import REGISTRY_USER, Staging, containers
+from .conftest import REGISTRY_USER, Staging, containers, remove_images
 from .sshd import free_port
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -87,6 +87,7 @@ def readonly_registry(tmp_path: Path) -> Iterator[str]:
     reg = Registry(tmp_path / "ro-registry", storage_extra=extra)
     yield reg.address
     reg.stop()
+    remove_images(f"{reg.address}/")  # the image was built and tagged before the refusal
 
 
 def assert_refused_cleanly(staging: Staging, r, code: int, *phrases: str, slack=None) -> str:
