@@ -6,6 +6,7 @@ invoke tools.install pinned cargo tools (nextest, audit, deny)
 invoke release       --tag vX.Y.Z: build, package and publish a GitHub release (ci/release/)
 invoke report        gate table, summary.md, --html report, --comment on the PR (ci/reports/)
 invoke metrics       the specification's success metrics against their targets
+invoke deploy.staging  the release to staging: image, registry, compose over SSH, checks (deploy/)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from ci.errors import PipelineError  # noqa: E402
 from ci.history import tasks as history_tasks  # noqa: E402
 from ci.release.tasks import make_task as release_task  # noqa: E402
+from deploy import tasks as deploy_tasks  # noqa: E402
 
 
 @contextmanager
@@ -221,6 +223,7 @@ def _namespace() -> Collection:
     ns.add_collection(tools_ns)
     ns.add_collection(hooks_ns)
     ns.add_collection(history_tasks.collection(ROOT))
+    ns.add_collection(deploy_tasks.collection(ROOT))
     return ns
 
 

@@ -109,6 +109,14 @@ STAGES: tuple[StageSpec, ...] = (
         exclusive=True,
         python=("docker==7.2.0",),
     ),
+    StageSpec(
+        "e2e",
+        "End-to-end suite against a running service: nox -s e2e -- --url URL [--smoke].",
+        "ci.stages.e2e:run",
+        in_ci=False,  # needs a deployed service: `invoke deploy.staging` runs it
+        python=("pytest==9.2.0", "requests==2.34.2"),
+        outputs=("url", "suite", "tests"),
+    ),
 )
 
 

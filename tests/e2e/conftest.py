@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+from .release_build import build, make_clone
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clone of this repository with the release tag on HEAD: a clean, tagged tree."""
+    return make_clone(tmp_path_factory.mktemp("release") / "clone")
+
+
+@pytest.fixture(scope="session")
+def built(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One real release build per session (into the shared target dir), packaged but
+    not published: the output dir, the manifest and the run's output."""
+    return build(clone, tmp_path_factory.mktemp("release-out"))

@@ -6,46 +6,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import subprocess
 import tarfile
-import time
-import tomllib
 from pathlib import Path
 
 import pytest
 from fakes.github_api import FakeGitHub
-from helpers import ROOT, git, run_invoke, shared_target_dir
+from helpers import ROOT, git, run_invoke
+
+from .release_build import TAG, VERSION, release_env
 
 TOKEN = "ghp_" + secrets.token_hex(18)  # made at run time: no secret in the source
 WRONG_TOKEN = "ghp_" + secrets.token_hex(18)
 REPO = "acme/trading"
-VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
-TAG = f"v{VERSION}"
 TARGET = next(
     line.split(":", 1)[1].strip()
     for line in subprocess.run(["rustc", "-vV"], capture_output=True, text=True).stdout.splitlines()
     if line.startswith("host:")
 )
 ARCHIVE = f"trading-system-{VERSION}-{TARGET}.tar.gz"
-
-
-def release_env(workspace: Path, out: Path, **extra: str) -> dict[str, str]:
-    """The environment of a developer (or CI job) running `invoke release` on `workspace`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CIPIPE_", "GITHUB_")) and k != "SOURCE_DATE_EPOCH"
-    }
-    env.update(
-        CIPIPE_WORKSPACE=str(workspace),
-        CIPIPE_OUTPUT_DIR=str(out),
-        CIPIPE_CARGO_TARGET_DIR=shared_target_dir(),
-        CIPIPE_RELEASE__BACKOFF="0.05",
-    )
-    env.update(extra)
-    return env
 
 
 def publish_env(workspace: Path, out: Path, api: FakeGitHub, **extra: str) -> dict[str, str]:
@@ -55,32 +35,6 @@ def publish_env(workspace: Path, out: Path, api: FakeGitHub, **extra: str) -> di
 
 def output(r: subprocess.CompletedProcess) -> str:
     return r.stdout + r.stderr
-
-
-@pytest.fixture(scope="session")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A clone of this repository with the release tag on HEAD: a clean, tagged tree."""
-    path = tmp_path_factory.mktemp("release") / "clone"
-    git(ROOT, "clone", "-q", str(ROOT), str(path))
-    git(path, "tag", TAG)
-    return path
-
-
-@pytest.fixture(scope="session")
-def built(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One real release build per session (into the shared target dir), packaged but
-    not published. Returns the output dir, the manifest and the run's output."""
-    out = tmp_path_factory.mktemp("release-out")
-    start = time.monotonic()
-    r = run_invoke(["release", "--tag", TAG, "--no-publish"], release_env(clone, out), 1800)
-    assert r.returncode == 0, output(r)
-    manifest = json.loads((out / "release" / "manifest.json").read_text())
-    return {
-        "out": out,
-        "manifest": manifest,
-        "output": output(r),
-        "seconds": time.monotonic() - start,
-    }
 
 
 # ---- validation before any build ---------------------------------------------------------

@@ -57,7 +57,7 @@ def _wf(tmp_path: Path, steps: str) -> workflows.Workflow:
         ("nox -s moon", "nox session 'moon' does not exist"),
         ("nox -s lint unit", "one session per step"),
         ("nox", "call exactly one session"),
-        ("invoke deploy.staging", "invoke task 'deploy.staging' does not exist"),
+        ("invoke deploy.nowhere", "invoke task 'deploy.nowhere' does not exist"),
         ("invoke report --htm", "invoke report has no option --htm"),
         ("invoke ci && invoke report", "run must be one command"),
         ("cargo test", "is neither `nox -s <session>` nor `invoke <task>`"),
