@@ -239,5 +239,5 @@ def release(ctx: StageContext, opts: Options, cfg: ReleaseConfig) -> dict[str, A
     if opts.publish:
         with ctx.runner.group("release: publish"):
             manifest = publish(plan, cfg, manifest, ctx.runner.say)
-    record_release(manifest)
+    ctx.runner.say(record_release(ctx.settings, manifest))
     return manifest

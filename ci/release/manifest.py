@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.result import atomic_write
+from ci.settings import Settings
 
 MANIFEST_SCHEMA = 1
 MANIFEST_NAME = "manifest.json"
@@ -35,11 +36,33 @@ def binary_of(manifest: Mapping[str, Any], manifest_path: Path) -> Path:
     return manifest_path.parent / str(manifest["binary"]["path"])
 
 
-def record_release(manifest: Mapping[str, Any]) -> None:
-    """Record a finished release (version, commit, target, binary and archive digests,
-    published release) in the pipeline's history store.
+def record_release(settings: Settings, manifest: Mapping[str, Any]) -> str:
+    """Record a finished release (version, tag, target, binary digest, archives, whether
+    it was published) in the history store, for the deploy flows and the metrics.
+    Returns a one-line outcome; a history that cannot be written is a warning line, never
+    a failed release (the manifest file is the release's own record)."""
+    from ci.errors import HistoryError
+    from ci.history import Measurement, current_context, open_store
 
-    Integration point for ci.history, which is being built separately: until the lead
-    connects it here, this records nothing and the manifest file is the only record.
-    Called once per release run, after the manifest is final (published or not)."""
-    del manifest
+    info = current_context(
+        settings,
+        "release",
+        tool_versions=dict(manifest.get("tools") or {}),
+        meta={
+            "version": str(manifest.get("version", "")),
+            "tag": str(manifest.get("tag", "")),
+            "target": str(manifest.get("target", "")),
+            "binary_sha256": str((manifest.get("binary") or {}).get("sha256", "")),
+            "published": bool(manifest.get("published")),
+        },
+    )
+    sizes = [
+        Measurement("release.archive", str(a["name"]), float(a.get("size", 0)), "bytes")
+        for a in manifest.get("archives") or []
+    ]
+    try:
+        with open_store(settings) as store:
+            run = store.record(info.finished("passed"), sizes)
+    except HistoryError as err:
+        return f"warning: release not recorded in the history store: {err}"
+    return f"release recorded in the history store (run {run[:12]})"
