@@ -100,12 +100,14 @@ def many_tests_crate(root: Path, count: int = 600) -> Path:
     (crate / "Cargo.toml").write_text(
         '[package]\nname = "many-tests"\nversion = "0.1.0"\nedition = "2021"\n\n[workspace]\n'
     )
-    tests = "\n".join(
-        f"    #[test]\n    fn t{i}() {{ assert_eq!(super::twice({i}), {2 * i}); }}"
+    tests = "\n\n".join(
+        f"    #[test]\n    fn t{i}() {{\n        assert_eq!(super::twice({i}), {2 * i});\n    }}"
         for i in range(count)
     )
-    (crate / "src" / "lib.rs").write_text(
-        "pub fn twice(x: u64) -> u64 { 2 * x }\n\n#[cfg(test)]\nmod tests {\n" + tests + "\n}\n"
+    (crate / "src" / "lib.rs").write_text(  # formatted as rustfmt would: lint passes
+        "pub fn twice(x: u64) -> u64 {\n    2 * x\n}\n\n#[cfg(test)]\nmod tests {\n"
+        + tests
+        + "\n}\n"
     )
     return crate
 
