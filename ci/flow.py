@@ -257,6 +257,7 @@ class Executor:
         sleep: Callable[[float], None] = time.sleep,
         install_signals: bool = True,
         display: Display | None = None,
+        on_result: Callable[[StageResult], None] | None = None,
     ) -> None:
         self.steps = steps
         self.out_dir = out_dir
@@ -266,6 +267,7 @@ class Executor:
         self.github = github
         self.grace_s = grace_s
         self.redact = redact or (lambda text: text)
+        self.on_result = on_result or (lambda result: None)
         self.display: Display = display or LineDisplay(
             stream or sys.stdout, github=github, redact=self.redact
         )
@@ -488,6 +490,7 @@ class Executor:
         if result is not written:
             write_result(self.out_dir, result, self.redact)
         self.results[run.step.name] = result
+        self.on_result(result)
         self.display.finished(run.step, result, elapsed, run.console)
         return result
 
@@ -496,6 +499,7 @@ class Executor:
         result.blocking = step.blocking
         write_result(self.out_dir, result, self.redact)
         self.results[step.name] = result
+        self.on_result(result)
         self.display.finished(step, result, 0.0, None)
 
 

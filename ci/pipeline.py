@@ -27,6 +27,7 @@ from ci.flow import (
     plan,
 )
 from ci.history.records import RunInfo
+from ci.prebuild import Prebuild
 from ci.progress import Display
 from ci.redact import Redactor, add_mask_lines, secrets_from_env
 from ci.registry import get_stage
@@ -158,6 +159,7 @@ def run_flow(
     info = _context(cfg, stages, steps)
     out = MaskedStream(sys.stdout, redactor)
     channel: MaskChannel | None = None
+    prebuild: Prebuild | None = None
     if github:
         for line in add_mask_lines(redactor.values):
             out.raw_write(line + "\n")
@@ -177,6 +179,10 @@ def run_flow(
         if cache is not None and hits:
             out.write(f"cache: replaying {', '.join(hits)} (inputs unchanged)\n")
             launcher = CachingLauncher(launcher, cache, hits, cfg.out_dir, cfg.budget)
+        if Prebuild.wanted(cfg, [s.name for s in steps], hits):
+            prebuild = Prebuild(cfg, env, cfg.out_dir / "prebuild.log")
+            prebuild.start()
+            out.write("prebuild: building the tests while lint runs (dropped if lint fails)\n")
         outcome = Executor(
             steps,
             cfg.out_dir,
@@ -188,8 +194,11 @@ def run_flow(
             grace_s=cfg.cancel_grace,
             redact=redactor,
             display=choose_display(cfg, env, out, steps),
+            on_result=prebuild.on_result if prebuild is not None else None,
         ).run()
     finally:
+        if prebuild is not None:
+            prebuild.stop()
         if channel is not None:
             channel.close()
     if outcome.interrupted:

@@ -9,8 +9,9 @@ Scenarios (each run after a fresh, unique edit so neither side finds the other's
   change system        a one-line change in trading-system
   external crate       a generated crate of 600 small tests (any workspace)
 
-The Makefile gets running services (started once, outside its timing), as a developer
-who types `make test` has them; the pipeline starts and stops its own.
+The Makefile gets fresh running services before each of its runs (started outside its
+timing), as a developer who types `make test` has them; the pipeline starts and stops its
+own (inside its timing).
 
 Usage: python3 scripts/bench_vs_make.py [--runs 3] [--keep]
 """
@@ -68,12 +69,19 @@ def edit(path: Path) -> Callable[[], None]:
     return apply
 
 
+def make_run(cmd: list[str], ws: Path, base: dict[str, str], cfg: settings.Settings) -> float:
+    """`make lint test` with fresh services (started and stopped outside the timing)."""
+    with provision(cfg, ["postgres", "redis"]) as svc:
+        return timed(cmd, ws, {**base, **{s.env_var: s.url for s in svc.values()}})
+
+
 def scenario(
     name: str,
     ws: Path,
     change: Callable[[], None] | None,
     env: dict[str, str],
-    make_env: dict[str, str],
+    base: dict[str, str],
+    cfg: settings.Settings,
     makefile: Path,
     runs: int,
 ) -> tuple[float, float]:
@@ -81,16 +89,17 @@ def scenario(
     pipe += ["lint,unit,integration"]
     make = ["make", "-s", "-f", str(makefile), "lint", "test"]
     timed(pipe, ROOT, env)  # warm (and record a green run for the cache)
-    timed(make, ws, make_env)
+    make_run(make, ws, base, cfg)
     ours: list[float] = []
     theirs: list[float] = []
     for i in range(runs):
-        order = [("pipe", pipe, ROOT, env), ("make", make, ws, make_env)]
-        for which, cmd, cwd, e in order if i % 2 == 0 else order[::-1]:
+        for which in ("pipe", "make") if i % 2 == 0 else ("make", "pipe"):
             if change is not None:
                 change()
-            took = timed(cmd, cwd, e)
-            (ours if which == "pipe" else theirs).append(took)
+            if which == "pipe":
+                ours.append(timed(pipe, ROOT, env))
+            else:
+                theirs.append(make_run(make, ws, base, cfg))
     p, m = statistics.median(ours), statistics.median(theirs)
     print(f"  {name:<16} invoke ci {p:7.2f} s   make {m:7.2f} s   ratio {p / m:5.2f}x", flush=True)
     return p, m
@@ -111,24 +120,22 @@ def main() -> int:
         base = {k: v for k, v in os.environ.items() if not k.startswith("CIPIPE_")}
         base.update(CARGO_TARGET_DIR=target, CARGO_TERM_COLOR="never")
         cfg = settings.load(ROOT, {**base, "CIPIPE_SERVICES__BACKEND": "local"})
-        with provision(cfg, ["postgres", "redis"]) as svc:
-            make_env = {**base, **{s.env_var: s.url for s in svc.values()}}
-            print(f"pipeline vs `make lint test`, warm, median of {args.runs}:")
-            for name, workspace, change in (
-                ("no change", ws, None),
-                ("change core", ws, edit(ws / "crates/trading-core/src/types.rs")),
-                ("change system", ws, edit(ws / "crates/trading-system/src/config.rs")),
-                ("external crate", many_tests_crate(scratch), None),
-            ):
-                env = {
-                    **base,
-                    "CIPIPE_WORKSPACE": str(workspace),
-                    "CIPIPE_OUTPUT_DIR": str(scratch / "out"),
-                    "CIPIPE_CARGO_TARGET_DIR": target,
-                    "CIPIPE_CACHE__DIR": str(scratch / "cache"),
-                    "CIPIPE_HISTORY__PATH": str(scratch / "history.sqlite3"),
-                }
-                scenario(name, workspace, change, env, make_env, makefile, args.runs)
+        print(f"pipeline vs `make lint test`, warm, median of {args.runs}:", flush=True)
+        for name, workspace, change in (
+            ("no change", ws, None),
+            ("change core", ws, edit(ws / "crates/trading-core/src/types.rs")),
+            ("change system", ws, edit(ws / "crates/trading-system/src/config.rs")),
+            ("external crate", many_tests_crate(scratch), None),
+        ):
+            env = {
+                **base,
+                "CIPIPE_WORKSPACE": str(workspace),
+                "CIPIPE_OUTPUT_DIR": str(scratch / "out"),
+                "CIPIPE_CARGO_TARGET_DIR": target,
+                "CIPIPE_CACHE__DIR": str(scratch / "cache"),
+                "CIPIPE_HISTORY__PATH": str(scratch / "history.sqlite3"),
+            }
+            scenario(name, workspace, change, env, base, cfg, makefile, args.runs)
     finally:
         if args.keep:
             print(f"kept {scratch}")

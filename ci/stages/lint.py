@@ -6,6 +6,8 @@ Extra arguments (`nox -s lint -- --features x`) are passed to cargo clippy.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ci.parsers import parse_cargo_messages, parse_fmt_check, relpath
 from ci.result import Finding, StageResult, Status
 from ci.stage import Clock, StageContext
@@ -32,8 +34,10 @@ def run(ctx: StageContext) -> StageResult:
 
     with ctx.runner.group("clippy"), clock.check("clippy") as chk:
         args = ["clippy", "--workspace", "--all-targets", "--all-features"]
+        # Its own target dir: clippy's check build never waits for the test build's lock
+        # (`invoke ci` starts building the tests while lint runs) nor invalidates it.
         args += ["--message-format=json", *ctx.posargs, "--", "-D", "warnings"]
-        res = ctx.cargo(args, capture=True)
+        res = ctx.cargo(args, capture=True, env={"CARGO_TARGET_DIR": str(clippy_dir(ctx))})
         diags = parse_cargo_messages(res.stdout)
         for d in diags:
             ctx.runner.say(d.rendered.rstrip())
@@ -58,6 +62,13 @@ def run(ctx: StageContext) -> StageResult:
         clock.findings += findings
 
     return clock.result(ctx.name)
+
+
+def clippy_dir(ctx: StageContext) -> Path:
+    """`<target dir>/clippy`."""
+    env_dir = ctx.settings.env.get("CARGO_TARGET_DIR")
+    base = ctx.settings.cargo_target_dir or (Path(env_dir) if env_dir else ctx.workspace / "target")
+    return base / "clippy"
 
 
 def _first_error(output: str) -> str:

@@ -163,3 +163,20 @@ def test_only_affected_packages_are_tested(project) -> None:
     root.write_text(root.read_text() + "# changed\n")
     fourth = unit(env)
     assert "testing: fixture-core, fixture-app" in fourth["_output"]
+
+
+def test_tests_are_built_while_lint_runs_and_dropped_when_lint_fails(project) -> None:
+    from .leftovers import processes_mentioning
+
+    _, env = project("clean")
+    r = run_invoke(["ci", "--stages", "lint,unit"], env)
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert "prebuild: building the tests while lint runs" in r.stdout
+    log = Path(env["CIPIPE_OUTPUT_DIR"]) / "prebuild.log"
+    assert "Finished" in log.read_text() or "Executable" in log.read_text()
+    _, bad = project("fmt_fault")
+    r = run_invoke(["ci", "--stages", "lint,unit"], bad)
+    assert r.returncode == 1
+    assert processes_mentioning("--no-run --lib --bins --tests") == []  # stopped, not left
+    status = json.loads((Path(bad["CIPIPE_OUTPUT_DIR"]) / "unit.json").read_text())["status"]
+    assert status == "blocked"
