@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -146,6 +147,8 @@ def fixture_repo(scratch: Path, factor: float) -> Path:
 
 
 def main() -> None:
+    # SIGTERM runs the finally blocks too: no temporary worktree is left registered.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--only", default="false-alarms,detection,wall-time")

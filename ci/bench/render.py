@@ -15,6 +15,7 @@ from ci.bench.compare import (
     fmt_percent,
     fmt_value,
 )
+from ci.history.tasks import text_table as fixed_width
 
 HEADER = ("benchmark", "base", "head", "change", "confidence", "verdict")
 _MODE_TITLE = {"wall": "wall clock (criterion)", INSTRUCTIONS: "instruction counts (callgrind)"}
@@ -75,7 +76,7 @@ def headline(report: Report) -> str:
         names = ", ".join(
             f"{r.name} {fmt_percent(r.change.ratio)}" for r in regressions if r.change
         )
-        what = "performance review required" if report.on_regression == "warn" else "failed"
+        what = "review required" if report.on_regression == "warn" else "failed"
         parts.append(f"{what}: {len(regressions)} regression(s) over {threshold}: {names}")
     if parts:
         return "; ".join(parts)
@@ -117,26 +118,20 @@ def method(report: Report) -> str:
             f"±{s.get('instruction_noise_percent', 0):g}% are noise."
         )
     rounds = s.get("rounds", 1)
-    q = s.get("quantile", 0.2)
+    q = float(s.get("quantile", 0.0))
+    stat = "the minimum" if q == 0 else f"the {q * 100:g}th percentile"
     sides = "interleaved rounds per side" if report.base_commit else "run"
     return (
-        f"Values: the {q * 100:g}th percentile of per-iteration times over {rounds} "
-        f"{sides} (criterion samples; interference only adds time, so a low percentile "
-        "is what the code costs). Confidence: two-level bootstrap interval of the change. "
-        f"A regression is slower by more than {threshold} with an interval above zero."
+        f"Values: {stat} of per-iteration times over {rounds} {sides} (criterion "
+        "samples; interference only adds time, so the fast end is what the code costs). "
+        "Confidence: two-level bootstrap interval of the change. A regression is slower "
+        f"by more than {threshold} with an interval above zero."
     )
 
 
 def text_table(report: Report) -> str:
     """The table for the terminal and the stage log."""
-    rows = [cells(r, report) for r in report.rows]
-    widths = [max(len(x[i]) for x in (HEADER, *rows)) for i in range(len(HEADER))]
-    out = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in (HEADER, *rows)
-    ]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return fixed_width(HEADER, [cells(r, report) for r in report.rows])
 
 
 def regression_line(row: Row, report: Report) -> str:

@@ -132,7 +132,7 @@ def test_markdown_is_a_valid_gfm_table_with_the_six_columns() -> None:
     assert "book/sweep \\| 10" in by_name  # a pipe in a name does not break the table
     assert by_name["engine/new"][1] == "—" and by_name["engine/new"][5] == "new"
     assert by_name["engine/old"][2] == "—" and by_name["engine/old"][5] == "removed"
-    assert "performance review required: 1 regression(s) over 10%: book/insert +15.0%" in md
+    assert "review required: 1 regression(s) over 10%: book/insert +15.0%" in md
     assert "`main` (aaaaaaaaaaaa)" in md
 
 

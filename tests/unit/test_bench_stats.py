@@ -110,3 +110,15 @@ def test_verdict_needs_both_threshold_and_significance() -> None:
     assert verdict_of(small_but_sure, 0.10) is Verdict.WITHIN_THRESHOLD
     big_and_sure = stats.Change(0.12, 0.11, 0.13, significant=True)
     assert verdict_of(big_and_sure, 0.10) is Verdict.REGRESSION
+
+
+def test_on_a_saturated_machine_the_minimum_still_measures_the_code() -> None:
+    """80% of head's samples slowed by neighbours: a percentile is fooled, the minimum
+    (the default statistic) is not; a real 15% slowdown under the same load is found."""
+    base, busy = side(1000, seed=9, noisy=0.3), side(1000, seed=10, noisy=0.8)
+    assert stats.compare_wall(base, busy, 0.2, 0.95, "x").ratio > 0.10  # fooled
+    same = stats.compare_wall(base, busy, 0.0, 0.95, "x")
+    assert abs(same.ratio) < 0.02 and verdict_of(same, 0.10) is not Verdict.REGRESSION
+    slower = stats.compare_wall(base, side(1150, seed=11, noisy=0.8), 0.0, 0.95, "x")
+    assert slower.ratio == pytest.approx(0.15, abs=0.02)
+    assert verdict_of(slower, 0.10) is Verdict.REGRESSION

@@ -9,37 +9,22 @@
 
 use std::hint::black_box;
 
+mod common;
+
+use common::deep_book;
 use gungraun::{library_benchmark, library_benchmark_group, main};
 use trading_core::{
     Execution, Fill, NewOrder, OrderBook, OrderIntent, Price, Qty, RiskChecker, RiskError, RiskLimits, Side,
 };
 
-/// A book with `levels` ask levels above 10_000 and as many bid levels below,
-/// `per_level` orders each (built outside the measured region).
-fn deep_book(levels: i64, per_level: u64) -> (OrderBook, Vec<Fill>) {
-    let mut book = OrderBook::with_capacity((levels as usize) * (per_level as usize) * 2 + 16);
-    let mut fills = Vec::with_capacity((levels as usize) * (per_level as usize) + 16);
-    let mut id = 1;
-    for l in 0..levels {
-        for _ in 0..per_level {
-            book.submit(NewOrder::limit(id, Side::Sell, 10_001 + l, 10), &mut fills)
-                .unwrap();
-            id += 1;
-            book.submit(NewOrder::limit(id, Side::Buy, 9_999 - l, 10), &mut fills)
-                .unwrap();
-            id += 1;
-        }
-    }
-    (book, fills)
-}
-
 /// The book and fill buffer a benchmark works on; returned again so that dropping
 /// them happens outside the measured function.
 type Input = (OrderBook, Vec<Fill>, i64);
 
+// Built outside the measured region (gungraun's setup).
 fn book_with_levels(levels: i64, per_level: u64) -> Input {
-    let (book, fills) = deep_book(levels, per_level);
-    (book, fills, levels)
+    let fills = Vec::with_capacity((levels as usize) * (per_level as usize) + 16);
+    (deep_book(levels, per_level), fills, levels)
 }
 
 // A passive buy resting inside a 1000-level bid side.
