@@ -130,7 +130,8 @@ def fixture_repo(scratch: Path, factor: float) -> Path:
     """The bench fixture committed, then committed again `factor` times slower."""
     repo = scratch / f"fixture-{factor:g}"
     shutil.rmtree(repo, ignore_errors=True)
-    shutil.copytree(ROOT / "tests" / "fixtures" / "bench", repo)
+    # shutil.copy, not copy2: fresh mtimes, so cargo rebuilds it in the shared target dir.
+    shutil.copytree(ROOT / "tests" / "fixtures" / "bench", repo, copy_function=shutil.copy)
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "fixture")

@@ -30,7 +30,11 @@ COST = 4000  # tests/fixtures/bench/src/lib.rs
 def bench_repo(tmp_path: Path) -> Path:
     """The fixture crate as the only commit of a new repository (branch main)."""
     repo = tmp_path / "repo"
-    shutil.copytree(FIXTURES / "bench", repo, ignore=shutil.ignore_patterns("target"))
+    # Fresh modification times (shutil.copy, not copy2): cargo judges freshness by mtime,
+    # and every test's copy builds into the same shared target dir.
+    shutil.copytree(
+        FIXTURES / "bench", repo, ignore=shutil.ignore_patterns("target"), copy_function=shutil.copy
+    )
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "fixture")
