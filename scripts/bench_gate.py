@@ -58,7 +58,7 @@ class Tally:
     runs: int = 0
     seconds: list[float] = field(default_factory=list)
     loads: list[float] = field(default_factory=list)
-    worst: float = 0.0  # the largest change seen, percent
+    changes: list[float] = field(default_factory=list)  # every change seen, percent
 
     def line(self, what: str) -> str:
         load = ""
@@ -66,10 +66,10 @@ class Tally:
             low, high, mean = min(self.loads), max(self.loads), statistics.mean(self.loads)
             load = f"load {low:.1f}-{high:.1f} (mean {mean:.1f})"
         took = f"{statistics.median(self.seconds):.0f}s/run" if self.seconds else ""
-        return (
-            f"  {what:<44} {self.flagged:>2}/{self.runs} flagged   largest change "
-            f"{self.worst:+.1f}%   {took}   {load}"
-        )
+        seen = ""
+        if self.changes:
+            seen = f"changes {min(self.changes):+.1f}% to {max(self.changes):+.1f}%"
+        return f"  {what:<30} {self.flagged:>2}/{self.runs} flagged   {seen}   {took}   {load}"
 
 
 def bench(workspace: Path, mode: str, args: list[str], scratch: Path, **extra: str) -> dict:
@@ -109,10 +109,7 @@ def tally(
     rows = [r for r in data["rows"] if name is None or r["name"] == name]
     if any(r["verdict"] == "regression" for r in rows):
         tally_.flagged += 1
-    changes = [r["change"]["percent"] for r in rows if r["change"]]
-    if changes:
-        biggest = max(changes, key=abs)
-        tally_.worst = biggest if abs(biggest) > abs(tally_.worst) else tally_.worst
+    tally_.changes += [r["change"]["percent"] for r in rows if r["change"]]
 
 
 @contextmanager

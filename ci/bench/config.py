@@ -73,7 +73,8 @@ def load(settings: Settings, posargs: Sequence[str]) -> BenchConfig:
     mode = args.mode or cfg.choice("mode", MODES)
     base = args.base if args.base is not None else (cfg.text("base").strip() or None)
     threshold = args.threshold if args.threshold is not None else cfg.number("threshold", minimum=0)
-    _positive(threshold + 1e-12, "the regression threshold (percent)", 0.0)
+    if threshold < 0 or threshold != threshold:
+        raise ConfigError(f"--threshold must be a percentage of 0 or more, got {threshold:g}")
     confidence = cfg.number("confidence")
     if not 0.5 <= confidence < 1.0:
         raise ConfigError(

@@ -269,6 +269,7 @@ def test_config_defaults_and_flags(tmp_path: Path) -> None:
         ((), {"confidence": "2"}, "between 0.5 and 1"),
         (("--mode", "cycles"), {}, "invalid choice: 'cycles'"),
         (("--threshold", "x"), {}, "invalid float value: 'x'"),
+        (("--threshold=-5",), {}, "a percentage of 0 or more"),
         (("--sample-size", "3"), {}, "at least 10"),
         (("--what",), {}, "unrecognized arguments: --what"),
     ],
