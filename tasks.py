@@ -23,6 +23,7 @@ from invoke.exceptions import Exit
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
+from ci.bench import tasks as bench_tasks  # noqa: E402
 from ci.errors import PipelineError  # noqa: E402
 from ci.history import tasks as history_tasks  # noqa: E402
 from ci.release.tasks import make_task as release_task  # noqa: E402
@@ -224,6 +225,7 @@ def _namespace() -> Collection:
     ns.add_collection(hooks_ns)
     ns.add_collection(history_tasks.collection(ROOT))
     ns.add_collection(deploy_tasks.collection(ROOT))
+    ns.add_collection(bench_tasks.collection(ROOT))
     return ns
 
 

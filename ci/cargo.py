@@ -19,11 +19,13 @@ from ci.stage import Clock, StageContext
 NEXTEST_PROFILE = "pipeline"
 
 
-def metadata(ctx: StageContext) -> dict[str, Any]:
-    """`cargo metadata --no-deps` of the workspace (fast: no dependency resolution)."""
+def metadata(ctx: StageContext, workspace: Path | None = None) -> dict[str, Any]:
+    """`cargo metadata --no-deps` of the workspace (or of `workspace`, e.g. a checkout of
+    another revision); fast: no dependency resolution."""
+    where = workspace or ctx.workspace
     res = ctx.runner.run(
         ["cargo", "metadata", "--no-deps", "--format-version", "1"],
-        cwd=ctx.workspace,
+        cwd=where,
         env=ctx.cargo_env(),
         capture=True,
         echo_output=False,
@@ -31,7 +33,7 @@ def metadata(ctx: StageContext) -> dict[str, Any]:
     )
     if not res.ok:
         line = next((x for x in res.stderr.splitlines() if x.startswith("error")), res.stderr)
-        raise WorkspaceError(f"cargo metadata failed in {ctx.workspace}: {line.strip()}")
+        raise WorkspaceError(f"cargo metadata failed in {where}: {line.strip()}")
     try:
         return json.loads(res.stdout)
     except ValueError:

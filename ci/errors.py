@@ -63,3 +63,10 @@ class Interrupted(PipelineError):
     """The run was interrupted (Ctrl-C / SIGTERM); everything was torn down."""
 
     exit_code = 130
+
+
+class BenchError(PipelineError):
+    """A benchmark run could not produce a comparison: the base revision does not build
+    or run, or a benchmark left missing or partial machine-readable output."""
+
+    exit_code = 8

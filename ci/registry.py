@@ -78,6 +78,13 @@ STAGES: tuple[StageSpec, ...] = (
         cache=True,
     ),
     StageSpec(
+        "bench",
+        "Benchmarks (criterion; --base REF compares base and head, --mode instructions).",
+        "ci.stages.bench:run",
+        needs=("integration",),
+        exclusive=True,
+    ),
+    StageSpec(
         "coverage",
         "Line coverage of the whole test suite (cargo tarpaulin): total, critical paths, "
         "baseline drop, changed lines.",

@@ -46,6 +46,8 @@ TOOLS: dict[str, CargoTool] = {
         CargoTool("cargo-auditable", "cargo-auditable", "0.7.7", "dependency list in releases"),
         CargoTool("cargo-fuzz", "cargo-fuzz", "0.13.2", "coverage-guided fuzzing (fuzz)"),
         CargoTool("cargo-tarpaulin", "cargo-tarpaulin", "0.37.5", "line coverage (coverage)"),
+        # The runner must equal the gungraun library version the benches use.
+        CargoTool("gungraun-runner", "gungraun-runner", "0.20.0", "instruction-count benches"),
     )
 }
 

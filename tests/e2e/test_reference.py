@@ -12,7 +12,7 @@ from helpers import run_invoke, shared_target_dir
 
 from .leftovers import assert_nothing_left
 
-STAGES = ("lint", "security", "unit", "integration", "coverage")
+STAGES = ("lint", "security", "unit", "integration", "bench", "coverage")
 
 
 def reference_env(out: Path, **extra: str) -> dict[str, str]:
@@ -59,6 +59,14 @@ def test_invoke_ci_is_green_with_the_real_advisory_database(
     assert checks["critical"]["summary"] == "3 critical files at 100%"
     assert float(coverage["outputs"]["total"]) >= 80
     assert "### Coverage: " in (out / "summary.md").read_text()
+    # the benchmarks ran alone, were recorded, and their table is in the summary
+    bench = json.loads((out / "bench.json").read_text())
+    assert "book/insert_into_deep_book" in (out / "bench" / "bench.md").read_text()
+    assert (
+        "| benchmark | base | head | change | confidence | verdict |"
+        in (out / "summary.md").read_text()
+    )
+    assert bench["artifacts"]["comparison"].endswith("comparison.json")
 
 
 def test_without_any_advisory_database_the_tests_still_run_and_security_says_why(
@@ -85,6 +93,7 @@ def test_without_any_advisory_database_the_tests_still_run_and_security_says_why
         "unit": "passed",
         "integration": "passed",
         "coverage": "passed",
+        "bench": "passed",
     }
     assert " ERROR " in row(output, "security")
     security = json.loads((out / "security.json").read_text())

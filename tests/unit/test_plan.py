@@ -14,14 +14,16 @@ def budget(name: str) -> float:
 def test_default_plan_follows_registry_graph() -> None:
     steps = plan(None, budget)
     names = [s.name for s in steps]
-    assert names == ["lint", "security", "unit", "integration", "coverage"]
+    assert names == ["lint", "security", "unit", "integration", "bench", "coverage"]
     assert {s.name: s.needs for s in steps} == {
         "lint": (),
         "security": (),
         "unit": ("lint",),
         "integration": ("unit",),  # security blocks the merge, not the tests
+        "bench": ("integration",),
         "coverage": ("unit",),  # runs the integration tests itself, beside that stage
     }
+    assert [s.name for s in steps if s.exclusive] == ["bench"]  # never shares the cores
     for step in steps:
         for need in step.needs:
             assert names.index(need) < names.index(step.name)
