@@ -184,15 +184,22 @@ def workflows_check(c: Context, path: str = "") -> None:
     help={
         "dry_run": "only show what would be installed",
         "only": "comma-separated subset of tools",
+        "stages": "only the tools these stages use (e.g. security,integration)",
     }
 )
-def install(c: Context, dry_run: bool = False, only: str = "") -> None:
+def install(c: Context, dry_run: bool = False, only: str = "", stages: str = "") -> None:
     """Install the pinned cargo tools the stages need (skips those already at the pin)."""
     from ci import tools
     from ci.runner import Runner
 
     with _errors(), Runner() as runner:
-        tools.install(runner, _split(only) or None, dry_run=dry_run)
+        names = _split(only)
+        if stages:
+            names = tools.for_stages(_split(stages) or [])
+            if not names:
+                runner.say(f"tools: the stages {stages} need no pinned cargo tool")
+                return
+        tools.install(runner, names or None, dry_run=dry_run)
 
 
 @task(

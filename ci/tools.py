@@ -29,6 +29,7 @@ class CargoTool:
     crate: str
     version: str
     purpose: str
+    stages: tuple[str, ...] = ()  # the stages (or flows) that use it
 
     @property
     def spec(self) -> str:
@@ -40,18 +41,43 @@ class CargoTool:
 TOOLS: dict[str, CargoTool] = {
     tool.name: tool
     for tool in (
-        CargoTool("cargo-nextest", "cargo-nextest", "0.9.143", "unit test runner (JUnit)"),
-        CargoTool("cargo-audit", "cargo-audit", "0.22.2", "RustSec advisories (security)"),
-        CargoTool("cargo-deny", "cargo-deny", "0.20.2", "dependency policy (security)"),
-        CargoTool("cargo-auditable", "cargo-auditable", "0.7.7", "dependency list in releases"),
-        CargoTool("cargo-fuzz", "cargo-fuzz", "0.13.2", "coverage-guided fuzzing (fuzz)"),
-        CargoTool("cargo-tarpaulin", "cargo-tarpaulin", "0.37.5", "line coverage (coverage)"),
+        CargoTool(
+            "cargo-nextest",
+            "cargo-nextest",
+            "0.9.143",
+            "test runner (integration; unit with runner = nextest)",
+            ("integration",),
+        ),
+        CargoTool(
+            "cargo-audit", "cargo-audit", "0.22.2", "RustSec advisories (security)", ("security",)
+        ),
+        CargoTool(
+            "cargo-deny", "cargo-deny", "0.20.2", "dependency policy (security)", ("security",)
+        ),
+        CargoTool(
+            "cargo-auditable",
+            "cargo-auditable",
+            "0.7.7",
+            "dependency list in releases",
+            ("release",),
+        ),
+        CargoTool("cargo-fuzz", "cargo-fuzz", "0.13.2", "coverage-guided fuzzing", ("fuzz",)),
+        CargoTool("cargo-tarpaulin", "cargo-tarpaulin", "0.37.5", "line coverage", ("coverage",)),
         # The runner must equal the gungraun library version the benches use.
-        CargoTool("gungraun-runner", "gungraun-runner", "0.20.0", "instruction-count benches"),
+        CargoTool(
+            "gungraun-runner", "gungraun-runner", "0.20.0", "instruction-count benches", ("bench",)
+        ),
     )
 }
 
 _VERSION = re.compile(r"\b(\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)")
+
+
+def for_stages(stages: Iterable[str]) -> list[str]:
+    """The tools the given stages (or flows: release) use, so a CI job that runs one
+    stage installs only what it needs (compiling a tool takes minutes)."""
+    wanted = set(stages)
+    return [t.name for t in TOOLS.values() if wanted & set(t.stages)]
 
 
 def get(name: str) -> CargoTool:

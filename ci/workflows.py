@@ -25,6 +25,20 @@ from ci.errors import ConfigError, ToolMissing
 
 SETUP = ("bash", ".ci/setup")
 SETUP_PARTS = ("apt", "browser", "python", "dev", "tools")
+
+
+def _setup_part(part: str) -> bool:
+    """A known part of `.ci/setup`: one of SETUP_PARTS, or `tools:<stage>[,<stage>]` with
+    stages (or flows) that exist."""
+    if part in SETUP_PARTS:
+        return True
+    if not part.startswith("tools:"):
+        return False
+    from ci.registry import STAGES
+
+    known = {s.name for s in STAGES} | {"release"}
+    names = part.removeprefix("tools:").split(",")
+    return bool(names) and all(n in known for n in names)
 PIP_INSTALL = ("python", "-m", "pip", "install")
 _SHELL_OPERATORS = ("&&", "||", ";", "|", ">", "<", "`", "$(")
 
@@ -123,7 +137,7 @@ def run_problems(
             found.append(f"{where}: cannot parse {script!r}: {err}")
             continue
         if tuple(argv[:2]) == SETUP or tuple(argv[:4]) == PIP_INSTALL:
-            bad = [p for p in argv[2:] if p not in SETUP_PARTS] if argv[0] == "bash" else []
+            bad = [p for p in argv[2:] if not _setup_part(p)] if argv[0] == "bash" else []
             if bad:
                 found.append(f"{where}: unknown set-up part(s) {', '.join(bad)}")
             elif setup_seen.get(job):

@@ -161,9 +161,26 @@ def test_nightly_job_runs_invoke_nightly_within_its_stages_hard_limits() -> None
     nightly = workflows.load(FOLDER / "nightly.yml").doc
     [job] = nightly["jobs"].values()
     runs = [s["run"] for s in job["steps"] if "run" in s]
-    assert runs == ["bash .ci/setup python tools", "invoke nightly"]
+    assert runs == ["bash .ci/setup python tools:load,stress,fuzz", "invoke nightly"]
     stages = cfg.section("nightly").strings("stages")
     expected = sum(math.ceil(cfg.timeout(s) / 60) for s in stages) + SETUP_MINUTES
     assert job["timeout-minutes"] == expected
     on = nightly.get("on", nightly.get(True))  # a YAML 1.1 loader reads `on:` as True
     assert on["schedule"]
+
+
+def test_each_stage_job_installs_only_the_tools_its_stage_uses() -> None:
+    from ci import tools
+
+    jobs = _test_yml()["jobs"]
+    for spec in STAGES:
+        if not spec.in_ci:
+            continue
+        setup = next(s["run"] for s in jobs[spec.name]["steps"] if "run" in s)
+        needed = tools.for_stages([spec.name])
+        if needed:
+            assert setup == f"bash .ci/setup python tools:{spec.name}", spec.name
+        else:
+            assert "tools" not in setup or setup.endswith(f"tools:{spec.name}"), spec.name
+    assert tools.for_stages(["security"]) == ["cargo-audit", "cargo-deny"]
+    assert tools.for_stages(["lint"]) == []
