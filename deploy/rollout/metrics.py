@@ -1,0 +1,189 @@
+"""Counters of one colour at one instant, from the service's Prometheus `/metrics` and
+(single host) HAProxy's `show stat`; the `Sample` of an interval is the difference of
+two of them. Latency quantiles come from the service's own histogram
+(`http_request_duration_seconds`, API routes only: /health and /metrics are not
+traffic), interpolated within buckets like PromQL's histogram_quantile."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+NOT_TRAFFIC = frozenset({"/health", "/metrics"})
+_LINE = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Cumulative counts of one colour at `at` (monotonic seconds)."""
+
+    at: float
+    requests: float = 0.0  # API requests the service answered
+    errors: float = 0.0  # ... of which 5xx
+    buckets: tuple[tuple[float, float], ...] = ()  # (upper bound s, cumulative count)
+    latency_sum: float = 0.0  # seconds
+    proxy_requests: float = 0.0  # requests the proxy sent to the colour (0: no proxy data)
+    proxy_5xx: float = 0.0
+    proxy_failures: float = 0.0  # connection errors, response errors and timeouts it saw
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One colour over one interval ending at `at`."""
+
+    at: float
+    requests: int
+    errors: int
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    mean_ms: float | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def error_rate(self) -> float | None:
+        """errors / requests, None without requests."""
+        return self.errors / self.requests if self.requests else None
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """`a="1",b="x"` -> {"a": "1", "b": "x"}."""
+    return {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in _LABEL.findall(text or "")}
+
+
+def from_prometheus(text: str, at: float, skip: Iterable[str] = NOT_TRAFFIC) -> Counters:
+    """The service's counters from its /metrics text."""
+    skip = frozenset(skip)
+    requests = errors = total_sum = 0.0
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if not m:
+            continue
+        name, labels, raw = m.group(1), parse_labels(m.group(2) or ""), m.group(3)
+        if labels.get("route") in skip:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        if name == "http_requests_total":
+            requests += value
+            if labels.get("status", "").startswith("5"):
+                errors += value
+        elif name == "http_request_duration_seconds_bucket":
+            le = labels.get("le", "")
+            bound = math.inf if le == "+Inf" else float(le)
+            buckets[bound] = buckets.get(bound, 0.0) + value
+        elif name == "http_request_duration_seconds_sum":
+            total_sum += value
+    return Counters(
+        at=at,
+        requests=requests,
+        errors=errors,
+        buckets=tuple(sorted(buckets.items())),
+        latency_sum=total_sum,
+    )
+
+
+def haproxy_servers(csv_text: str, backend: str) -> dict[str, dict[str, str]]:
+    """`show stat` CSV -> {server name: its columns} for one backend."""
+    text = csv_text.lstrip("# ").strip()
+    rows = csv.DictReader(io.StringIO(text))
+    out: dict[str, dict[str, str]] = {}
+    for row in rows:
+        if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND"):
+            out[str(row.get("svname"))] = {k: v or "" for k, v in row.items() if k}
+    return out
+
+
+def _num(row: Mapping[str, str], key: str) -> float:
+    try:
+        return float(row.get(key) or 0)
+    except ValueError:
+        return 0.0
+
+
+def with_proxy(counters: Counters, row: Mapping[str, str]) -> Counters:
+    """Add what HAProxy saw of this colour: responses by class, connection errors
+    (econ), response errors and server timeouts (eresp)."""
+    responses = sum(_num(row, f"hrsp_{c}") for c in ("1xx", "2xx", "3xx", "4xx", "5xx", "other"))
+    failures = _num(row, "econ") + _num(row, "eresp")
+    return Counters(
+        at=counters.at,
+        requests=counters.requests,
+        errors=counters.errors,
+        buckets=counters.buckets,
+        latency_sum=counters.latency_sum,
+        proxy_requests=responses + failures,
+        proxy_5xx=_num(row, "hrsp_5xx"),
+        proxy_failures=failures,
+    )
+
+
+def _delta(new: float, old: float) -> float:
+    """A counter's increase; a reset (process restarted) counts from zero."""
+    return new - old if new >= old else new
+
+
+def quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """The q-quantile (seconds) of cumulative `buckets`, linear within a bucket; a rank
+    in the +Inf bucket answers the highest finite bound. None without observations."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    total = buckets[-1][1]
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            width = count - lower_count
+            if width <= 0:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / width
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def sample(prev: Counters, cur: Counters) -> Sample:
+    """The interval between two snapshots of one colour. Requests: the larger of what
+    the service and the proxy counted (a connection the service never saw still was a
+    request); errors: the service's or the proxy's 5xx, whichever is larger, plus the
+    failures only the proxy saw."""
+    svc_requests = _delta(cur.requests, prev.requests)
+    svc_errors = _delta(cur.errors, prev.errors)
+    proxy_requests = _delta(cur.proxy_requests, prev.proxy_requests)
+    proxy_5xx = _delta(cur.proxy_5xx, prev.proxy_5xx)
+    proxy_failures = _delta(cur.proxy_failures, prev.proxy_failures)
+    requests = max(svc_requests, proxy_requests)
+    errors = min(requests, max(svc_errors, proxy_5xx) + proxy_failures)
+    old = dict(prev.buckets)
+    deltas = [(b, _delta(c, old.get(b, 0.0))) for b, c in cur.buckets]
+    # cumulative buckets stay monotone after subtraction unless a reset happened
+    fixed: list[tuple[float, float]] = []
+    running = 0.0
+    for bound, count in deltas:
+        running = max(running, count)
+        fixed.append((bound, running))
+    observed = fixed[-1][1] if fixed else 0.0
+    lat_sum = _delta(cur.latency_sum, prev.latency_sum)
+
+    def ms(q: float) -> float | None:
+        value = quantile(q, fixed)
+        return None if value is None else value * 1000
+
+    return Sample(
+        at=cur.at,
+        requests=round(requests),
+        errors=round(errors),
+        p50_ms=ms(0.50),
+        p95_ms=ms(0.95),
+        p99_ms=ms(0.99),
+        mean_ms=lat_sum / observed * 1000 if observed else None,
+    )
