@@ -28,6 +28,7 @@ from ci.errors import PipelineError  # noqa: E402
 from ci.history import tasks as history_tasks  # noqa: E402
 from ci.release.tasks import make_task as release_task  # noqa: E402
 from deploy import tasks as deploy_tasks  # noqa: E402
+from deploy.rollout.invoke_tasks import rollback_task  # noqa: E402
 
 
 @contextmanager
@@ -233,6 +234,7 @@ def _namespace() -> Collection:
     ns.add_collection(history_tasks.collection(ROOT))
     ns.add_collection(deploy_tasks.collection(ROOT))
     ns.add_collection(bench_tasks.collection(ROOT))
+    ns.add_task(rollback_task(ROOT), name="rollback")
     return ns
 
 

@@ -56,29 +56,42 @@ class DeploymentLog:
             return None
 
     def start(
-        self, version: str, digest: str, from_version: str | None, details: Mapping[str, Any]
+        self,
+        version: str,
+        digest: str,
+        from_version: str | None,
+        details: Mapping[str, Any],
+        trigger_name: str | None = None,
     ) -> str | None:
-        """Record the deployment as started; its id (None if it could not be recorded)."""
+        """Record the deployment as started; its id (None if it could not be recorded).
+        `trigger_name` replaces the default ("ci" / "manual"), e.g. "rollback"."""
         result: str | None = self._safely(
             "the deployment start",
             lambda store: store.start_deployment(
                 self.environment,
                 version,
                 digest,
-                trigger=trigger(self.settings.env),
+                trigger=trigger_name or trigger(self.settings.env),
                 from_version=from_version,
                 details=dict(details),
             ),
         )
         return result
 
-    def finish(self, dep_id: str | None, outcome: str, details: Mapping[str, Any]) -> None:
-        """Set the outcome: succeeded, failed or rolled_back."""
+    def finish(
+        self,
+        dep_id: str | None,
+        outcome: str,
+        details: Mapping[str, Any],
+        at: datetime | None = None,
+    ) -> None:
+        """Set the outcome: succeeded, failed or rolled_back (`at`: when it ended, e.g.
+        when a rollout's trigger fired; default now)."""
         if dep_id is None:
             return
         self._safely(
             f"the outcome {outcome}",
-            lambda store: store.finish_deployment(dep_id, outcome, details=dict(details)),
+            lambda store: store.finish_deployment(dep_id, outcome, details=dict(details), at=at),
         )
 
     def recovered(self, dep_id: str | None, at: datetime) -> None:

@@ -1,4 +1,5 @@
-"""The `deploy` invoke collection: `deploy.staging` and `deploy.registry`. tasks.py adds
+"""The `deploy` invoke collection: `deploy.staging`, `deploy.registry`, and the
+production tasks of deploy/rollout (`deploy.production`, `deploy.approve`, `deploy.proxy`). tasks.py adds
 it with `collection(ROOT)`; the flow lives in deploy.staging."""
 
 from __future__ import annotations
@@ -201,4 +202,7 @@ def collection(root: Path) -> Collection:
     ns = Collection("deploy")
     ns.add_task(staging_task, name="staging")
     ns.add_task(registry_task, name="registry")
+    from deploy.rollout import invoke_tasks
+
+    invoke_tasks.add(ns, root)
     return ns

@@ -107,9 +107,14 @@ def merge_time(merges: Sequence[Merge], target_min: float) -> Metric:
 
 
 def _changes(history: History, environment: str) -> list[Deployment]:
-    """Deployments of a change to `environment` (rollbacks are recoveries, not changes)."""
+    """Deployments of a change to `environment` (rollbacks are recoveries, not changes;
+    a deployment refused before it changed anything, e.g. unapproved, is no change)."""
     return [
-        d for d in history.deployments if d.environment == environment and d.trigger != "rollback"
+        d
+        for d in history.deployments
+        if d.environment == environment
+        and d.trigger != "rollback"
+        and not d.details.get("refused")
     ]
 
 

@@ -53,6 +53,7 @@ class Controller:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        manual: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.cfg = cfg
         self.th = cfg.thresholds
@@ -62,6 +63,7 @@ class Controller:
         self._save = save
         self.clock = clock
         self.sleep = sleep
+        self.manual = manual
         self.t0 = clock()
         self.samples: dict[str, list[Sample]] = {"blue": [], "green": []}
         self.prev: dict[str, Counters] = {}
@@ -203,6 +205,9 @@ class Controller:
                 if breach is not None:
                     return breach
             if now >= next_sample:
+                who = self.manual()
+                if who is not None:
+                    return Breach(analysis.MANUAL, f"manual rollback requested by {who}")
                 next_sample = now + self.cfg.sample_interval
                 self._scrape(state, now)
                 new = self.samples[state.new]
@@ -295,6 +300,30 @@ class Controller:
                 f"{state.old_version or ''}".rstrip(),
             )
         return Outcome(False, breach, recovery, recovered_at, logs, raw, interrupted)
+
+    def switch(self, state: RolloutState, release: Release) -> Outcome:
+        """An emergency switch (`invoke rollback --to V`): start `release` on the idle
+        colour, health gate, ALL traffic at once, stop the other colour."""
+        self.backend.start(state.new, release)
+        state.phase = "new_up"
+        self.event(state, f"{state.new} started with {state.version}")
+        health = wait_healthy(
+            lambda: self.backend.health(state.new, self.cfg.request_timeout),
+            timeout=self.cfg.health_timeout,
+        )
+        if not health.healthy:
+            self.backend.stop(state.new, self.cfg.stop_timeout)
+            state.phase = "rolled_back"
+            self.event(state, f"health gate failed: {health.reason}; {state.new} stopped")
+            return Outcome(False, Breach(analysis.HEALTH, f"health gate: {health.reason}"))
+        state.step, state.phase = 0, "watching"
+        t_switch = self.clock()
+        self.weights(state, 100)
+        self.event(
+            state, f"all traffic on {state.new} in {1000 * (self.clock() - t_switch):.1f} ms"
+        )
+        self.finish_forward(state)
+        return Outcome(ok=True)
 
     def recover(self, state: RolloutState, how: str) -> Outcome:
         """Finish a rollout a killed controller left: forward or back."""

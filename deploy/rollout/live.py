@@ -32,6 +32,12 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
+def _qs(s: Sample | None) -> str:
+    if s is None:
+        return "-/-/-"
+    return f"{_ms(s.p50_ms)}/{_ms(s.p95_ms)}/{_ms(s.p99_ms)}"
+
+
 def _rate(s: Sample | None) -> str:
     return "-" if s is None or s.error_rate is None else f"{s.error_rate:.1%}"
 
@@ -43,10 +49,7 @@ def line(st: Status, th: Thresholds) -> str:
         s = st.samples[colour]
         mark = "*" if colour == st.new else ""
         req = "0" if s is None else str(s.requests)
-        parts.append(
-            f"{colour}{mark}: {req} req err {_rate(s)} "
-            f"p50/p95/p99 {_ms(s.p50_ms if s else None)}/{_ms(s.p95_ms if s else None)}/{_ms(s.p99_ms if s else None)} ms"
-        )
+        parts.append(f"{colour}{mark}: {req} req err {_rate(s)} p50/p95/p99 {_qs(s)} ms")
     parts.append(f"limits err {th.error_rate:.0%} p99 {th.p99_ms:g} ms")
     parts.append(f"{st.left:.0f}s left" if st.left >= 0 else f"holding {-st.left:.0f}s")
     if st.note:
