@@ -141,16 +141,18 @@ def alerts(s: Sample, th: Thresholds) -> list[str]:
     return out
 
 
-def relative(new: Sequence[Sample], old: Sequence[Sample], th: Thresholds) -> Breach | None:
+def relative(
+    new: Sequence[Sample], old: Sequence[Sample], th: Thresholds, *, latency: bool = True
+) -> Breach | None:
     """The relative check over one window: the new colour markedly and significantly
-    slower, or more failing, than the old one. None when it is not (or when the old
-    colour had too little traffic to compare with)."""
+    slower (`latency`: only on a balanced split, see `judge`), or more failing, than the
+    old one. None when it is not (or when the old colour had too little traffic)."""
     new_ok, old_ok = with_data(new, th.min_requests), with_data(old, th.min_requests)
     if len(new_ok) < th.min_samples or len(old_ok) < th.min_samples:
         return None
     lat_new = [s.mean_ms for s in new_ok if s.mean_ms is not None]
     lat_old = [s.mean_ms for s in old_ok if s.mean_ms is not None]
-    if len(lat_new) >= th.min_samples and len(lat_old) >= th.min_samples:
+    if latency and len(lat_new) >= th.min_samples and len(lat_old) >= th.min_samples:
         test = mann_whitney_greater(lat_new, lat_old)
         m_new, m_old = median(lat_new), median(lat_old)
         ratio = m_new / m_old if m_old > 0 else float("inf")
@@ -174,8 +176,16 @@ def relative(new: Sequence[Sample], old: Sequence[Sample], th: Thresholds) -> Br
     return None
 
 
-def judge(new: Sequence[Sample], old: Sequence[Sample], th: Thresholds) -> Judgement:
-    """The verdict on a finished bake window."""
+def judge(
+    new: Sequence[Sample], old: Sequence[Sample], th: Thresholds, new_weight: int = 50
+) -> Judgement:
+    """The verdict on a finished bake window. Latencies are compared only when the split
+    gives each colour at least `relative_min_weight` percent: on a lopsided split the
+    colours do not serve alike (the minority colour replays most of the order log the
+    majority writes before each read, and warms its caches on a trickle), which would
+    make two identical versions differ. Kayenta compares against a fresh baseline with
+    the same share for the same reason; the balanced step is ours. Errors are compared
+    on every step."""
     got = len(with_data(new, th.min_requests))
     if got < th.min_samples:
         return Judgement(
@@ -184,7 +194,8 @@ def judge(new: Sequence[Sample], old: Sequence[Sample], th: Thresholds) -> Judge
             f"colour, {th.min_samples} needed; holding (no promotion on no data)",
         )
     if th.relative:
-        breach = relative(new, old, th)
+        balanced = min(new_weight, 100 - new_weight) >= th.relative_min_weight
+        breach = relative(new, old, th, latency=balanced)
         if breach is not None:
             return Judgement("abort", breach.detail, breach.trigger)
     return Judgement("promote", f"{got} samples within every threshold")

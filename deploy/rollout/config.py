@@ -41,6 +41,7 @@ class Thresholds:
     min_requests: int
     relative: bool
     alpha: float
+    relative_min_weight: float
     latency_ratio: float
     error_ratio: float
 
@@ -219,6 +220,7 @@ def load(settings: Settings) -> ProductionConfig:
         min_requests=s.whole("min_requests", minimum=1),
         relative=s.flag("relative"),
         alpha=s.number("relative_alpha", minimum=1e-9),
+        relative_min_weight=s.number("relative_min_weight", minimum=0),
         latency_ratio=s.number("latency_ratio", minimum=1),
         error_ratio=s.number("error_ratio", minimum=1),
     )

@@ -123,8 +123,10 @@ class Controller:
         if not health.healthy:
             return self.rollback(state, Breach(analysis.HEALTH, f"health gate: {health.reason}"))
         self.event(state, f"health gate passed: {state.new} {health.describe()}")
-        steps = state.steps if state.old else [100]
-        for i, pct in enumerate(steps):
+        if not state.old:
+            return self.first(state)
+        n = len(state.steps)
+        for i, pct in enumerate(state.steps):
             state.step, state.phase = i, "shifting"
             t_switch = self.clock()
             self.weights(state, pct)
@@ -132,13 +134,10 @@ class Controller:
                 self.traffic_since = t_switch
             self.event(
                 state,
-                f"step {i + 1}/{len(steps)}: {state.new} {pct}%, "
-                f"{state.old or '-'} {100 - pct}% "
+                f"step {i + 1}/{n}: {state.new} {pct}%, {state.old} {100 - pct}% "
                 f"(switched in {1000 * (self.clock() - t_switch):.1f} ms)",
             )
-            breach = self.watch(
-                state, self.cfg.bake, f"step {i + 1}/{len(steps)} ({pct}%)", judge=True
-            )
+            breach = self.watch(state, self.cfg.bake, f"step {i + 1}/{n} ({pct}%)", judge=True)
             if breach is not None:
                 return self.rollback(state, breach)
             self.event(state, f"step {i + 1} passed: {pct}% on {state.new}")
@@ -149,6 +148,25 @@ class Controller:
             f"{state.old or 'no old colour'} still up",
         )
         breach = self.watch(state, self.cfg.final_watch, "final watch", judge=False)
+        if breach is not None:
+            return self.rollback(state, breach)
+        self.finish_forward(state)
+        return Outcome(ok=True)
+
+    def first(self, state: RolloutState) -> Outcome:
+        """The very first deployment: no old colour to compare with or go back to, and
+        usually no traffic yet: all of it at once, then the final watch with the
+        triggers armed (no hold on no data: there is nothing to hold for)."""
+        state.step, state.phase = 0, "watching"
+        self.weights(state, 100)
+        self.traffic_since = self.clock()
+        self.event(
+            state,
+            f"first deployment: {state.new} 100%; final watch {self.cfg.final_watch:g}s",
+        )
+        breach = self.watch(
+            state, self.cfg.final_watch, "final watch", judge=False, need_data=False
+        )
         if breach is not None:
             return self.rollback(state, breach)
         self.finish_forward(state)
@@ -184,7 +202,13 @@ class Controller:
                 self.samples[colour].append(sample(prev, cur))
 
     def watch(
-        self, state: RolloutState, duration: float, label: str, *, judge: bool
+        self,
+        state: RolloutState,
+        duration: float,
+        label: str,
+        *,
+        judge: bool,
+        need_data: bool = True,
     ) -> Breach | None:
         """Sample both colours and probe the new one's health for `duration`; a trigger
         ends it early. At the end: judged (`judge`: the relative check too); an
@@ -220,11 +244,13 @@ class Controller:
                 if breach is not None:
                     return breach
                 self.show(state, label, end - now, holding)
+            if now >= end and not need_data:
+                return None
             if now >= end:
                 window = [s for s in self.samples[state.new] if s.at >= start]
                 old = [s for s in self.samples.get(state.old, []) if s.at >= start]
                 th = self.th if judge else _no_relative(self.th)
-                verdict = analysis.judge(window, old, th)
+                verdict = analysis.judge(window, old, th, state.weights.get(state.new, 100))
                 if verdict.outcome == "promote":
                     return None
                 if verdict.outcome == "abort":
@@ -233,9 +259,8 @@ class Controller:
                     holding = verdict.detail
                     self.event(state, f"{label}: {verdict.detail}")
                 if now >= hold_end:
-                    return Breach(
-                        analysis.INCONCLUSIVE, f"{verdict.detail}; held {self.cfg.hold_max:g}s"
-                    )
+                    detail = verdict.detail.removeprefix("inconclusive: ")
+                    return Breach(analysis.INCONCLUSIVE, f"{detail}; held {self.cfg.hold_max:g}s")
             self.sleep(
                 max(
                     0.01,
@@ -275,10 +300,11 @@ class Controller:
             t_trigger = self.clock()
             recovery: float | None = None
             recovered_at = None
-            if state.old and state.step >= 0:
-                self.weights(state, 0)
-                recovery = self.clock() - t_trigger
-                recovered_at = datetime.now(UTC)
+            if state.step >= 0:
+                self.weights(state, 0)  # the old colour takes it all (first time: nobody)
+                if state.old:
+                    recovery = self.clock() - t_trigger
+                    recovered_at = datetime.now(UTC)
             state.phase, state.trigger, state.reason = "rolling_back", breach.trigger, breach.detail
             self.event(state, f"TRIGGER {breach.trigger}: {breach.detail}")
             if recovery is not None:

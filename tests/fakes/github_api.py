@@ -16,7 +16,8 @@ Implemented: GET /repos/{o}/{r}; releases: GET by tag, GET/PATCH by id, POST cre
 GET list; assets: GET list (paginated, Link header), POST upload through `upload_url`
 (a separate /uploads prefix, as uploads.github.com is a separate host), GET metadata or
 bytes (Accept: application/octet-stream -> 302 to /downloads, like GitHub's storage
-redirect, which needs no token), DELETE. PR comments: github_issues.py.
+redirect, which needs no token), DELETE. PR comments: github_issues.py. Deployments,
+run approvals and issues: github_deployments.py.
 """
 
 from __future__ import annotations
@@ -126,10 +127,11 @@ class FakeGitHub:
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread: threading.Thread | None = None
-        from fakes import github_issues, github_releases
+        from fakes import github_deployments, github_issues, github_releases
 
-        github_releases.register(self)  # more API areas (deployments, ...) register alike
+        github_releases.register(self)  # more API areas register alike
         github_issues.register(self)
+        github_deployments.register(self)
 
     # ---- lifecycle -------------------------------------------------------------------
     @property
