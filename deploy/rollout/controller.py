@@ -119,6 +119,8 @@ class Controller:
         health = wait_healthy(
             lambda: self.backend.health(state.new, self.cfg.request_timeout),
             timeout=self.cfg.health_timeout,
+            clock=self.clock,
+            sleep=self.sleep,
         )
         if not health.healthy:
             return self.rollback(state, Breach(analysis.HEALTH, f"health gate: {health.reason}"))
@@ -239,7 +241,10 @@ class Controller:
                     for text in analysis.alerts(new[-1], self.th):
                         self.alerts.append(f"{now - self.t0:.1f}s {state.new}: {text}")
                 breach = analysis.triggers(
-                    new, now=now, since=self.traffic_since or now, th=self.th
+                    new,
+                    now=now,
+                    since=now if self.traffic_since is None else self.traffic_since,
+                    th=self.th,
                 )
                 if breach is not None:
                     return breach
@@ -336,6 +341,8 @@ class Controller:
         health = wait_healthy(
             lambda: self.backend.health(state.new, self.cfg.request_timeout),
             timeout=self.cfg.health_timeout,
+            clock=self.clock,
+            sleep=self.sleep,
         )
         if not health.healthy:
             self.backend.stop(state.new, self.cfg.stop_timeout)

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ci.parsers import strip_ansi
 from ci.result import atomic_write
 from deploy.rollout.analysis import summary
 from deploy.rollout.metrics import Sample
@@ -99,6 +100,7 @@ def write(
 ) -> tuple[Path, str]:
     """Write the report and the preserved evidence; (report.md path, its text)."""
     folder.mkdir(parents=True, exist_ok=True)
+    logs = strip_ansi(logs)
     text = mask(render(state, samples, logs, recovery_s, alerts))
     atomic_write(folder / "report.md", text)
     data: dict[str, Any] = {
