@@ -29,10 +29,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from e2e.deploy.production_env import Load, environment, release_from_binary  # noqa: E402
+from e2e.deploy.production_env import (  # noqa: E402
+    Load,
+    Production,
+    environment,
+    release_from_binary,
+)
 
 
-def rollout(prod, load: Load, version: str, *env: str) -> dict:
+def rollout(prod: Production, load: Load, version: str, *env: str) -> dict:
     args = ["deploy.production", "--version", version]
     for pair in env:
         args += ["--env", pair]
@@ -43,7 +48,6 @@ def rollout(prod, load: Load, version: str, *env: str) -> dict:
     failed = load.failed(t0, t1)
     served = [h for h in load.hits if t0 <= h.t <= t1]
     new = state["new"]
-    after = [h.t for h in served if h.served_by == new and state["phase"] == "rolled_back"]
     trig = next((e for e in state["events"] if e["event"].startswith("TRIGGER")), None)
     back = next((e for e in state["events"] if e["event"].startswith("all traffic on")), None)
     return {
@@ -55,10 +59,8 @@ def rollout(prod, load: Load, version: str, *env: str) -> dict:
         "failed": len(failed),
         "new_share": sum(h.served_by == new for h in served) / max(1, len(served)),
         "switch_ms": (back["t"] - trig["t"]) * 1000 if trig and back else None,
-        "last_new_after_trigger_ms": None,
         "seconds": t1 - t0,
         "line": (r.stdout + r.stderr).strip().splitlines()[-1:],
-        "_last_new": max(after) if after else None,
     }
 
 
@@ -77,37 +79,39 @@ def main() -> int:
     client = docker.from_env(timeout=120)
     release = release_from_binary(binary)
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench-rollout-") as tmp:
-        with environment(Path(tmp), client) as prod:
-            for v in ("1.0.0", "1.0.1"):
-                prod.publish(client, release, v)
-                prod.approve(v, "alice@example.com", "bob@example.com")
-            first = prod.invoke("deploy.production", "--version", "1.0.0", timeout=600)
-            print(f"first deployment: exit {first.returncode}")
-            load = Load(prod.port, rate=args.rate, max_seconds=3600).start()
-            try:
-                time.sleep(2)
-                for i in range(args.runs):
-                    res = rollout(prod, load, "1.0.1" if i % 2 == 0 else "1.0.0")
-                    results.append(("identical", res))
-                    print(
-                        f"identical #{i + 1}: {res['phase']} {res['trigger']} "
-                        f"{res['requests']} requests, {res['failed']} failed, "
-                        f"{res['seconds']:.1f}s"
-                    )
-                faulty_version = "1.0.1" if args.runs % 2 == 0 else "1.0.0"
-                res = rollout(prod, load, faulty_version, "TS_FAULT_ERROR_RATE=0.2")
-                results.append(("faulty", res))
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-rollout-") as tmp,
+        environment(Path(tmp), client) as prod,
+    ):
+        for v in ("1.0.0", "1.0.1"):
+            prod.publish(client, release, v)
+            prod.approve(v, "alice@example.com", "bob@example.com")
+        first = prod.invoke("deploy.production", "--version", "1.0.0", timeout=600)
+        print(f"first deployment: exit {first.returncode}")
+        load = Load(prod.port, rate=args.rate, max_seconds=3600).start()
+        try:
+            time.sleep(2)
+            for i in range(args.runs):
+                res = rollout(prod, load, "1.0.1" if i % 2 == 0 else "1.0.0")
+                results.append(("identical", res))
                 print(
-                    f"faulty: {res['phase']} {res['trigger']} switch {res['switch_ms']} ms, "
-                    f"{res['failed']} failed of {res['requests']}"
+                    f"identical #{i + 1}: {res['phase']} {res['trigger']} "
+                    f"{res['requests']} requests, {res['failed']} failed, "
+                    f"{res['seconds']:.1f}s"
                 )
-                slow = rollout(prod, load, faulty_version, "TS_FAULT_LATENCY_MS=3")
-                results.append(("slow", slow))
-                print(f"3x slower: {slow['phase']} {slow['trigger']}")
-            finally:
-                load.stop()
-            rate = load.rate_achieved()
+            faulty_version = "1.0.1" if args.runs % 2 == 0 else "1.0.0"
+            res = rollout(prod, load, faulty_version, "TS_FAULT_ERROR_RATE=0.2")
+            results.append(("faulty", res))
+            print(
+                f"faulty: {res['phase']} {res['trigger']} switch {res['switch_ms']} ms, "
+                f"{res['failed']} failed of {res['requests']}"
+            )
+            slow = rollout(prod, load, faulty_version, "TS_FAULT_LATENCY_MS=3")
+            results.append(("slow", slow))
+            print(f"3x slower: {slow['phase']} {slow['trigger']}")
+        finally:
+            load.stop()
+        rate = load.rate_achieved()
     identical = [r for kind, r in results if kind == "identical"]
     aborts = sum(r["phase"] != "done" for r in identical)
     summary = {

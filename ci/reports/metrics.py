@@ -112,9 +112,7 @@ def _changes(history: History, environment: str) -> list[Deployment]:
     return [
         d
         for d in history.deployments
-        if d.environment == environment
-        and d.trigger != "rollback"
-        and not d.details.get("refused")
+        if d.environment == environment and d.trigger != "rollback" and not d.details.get("refused")
     ]
 
 

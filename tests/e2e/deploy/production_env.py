@@ -167,7 +167,7 @@ class Production:
     def approve(self, version: str, *people: str) -> None:
         for person in people:
             r = self.invoke("deploy.approve", "--version", version, DEPLOY_APPROVER=person)
-            assert r.returncode == 0, r.stdout + r.stderr
+            assert r.returncode == 0 or "already approved" in r.stderr, r.stdout + r.stderr
 
     def weights(self) -> dict[str, int]:
         from deploy.rollout.haproxy import Runtime
