@@ -18,6 +18,7 @@ import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ci.history import current_context, open_store
 from ci.history.records import utc_now
@@ -62,8 +63,11 @@ def identity(env: Mapping[str, str], root: object = None) -> str:
     return out or getpass.getuser()
 
 
-def record(settings: Settings, environment: str, version: str, approver: str) -> Approval:
-    """Record `approver`'s approval of `version`."""
+def record(
+    settings: Settings, environment: str, version: str, approver: str, git: Any = None
+) -> Approval:
+    """Record `approver`'s approval of `version` (`git`: the checkout's state, read when
+    None)."""
     at = utc_now()
     meta = {
         "environment": environment,
@@ -72,7 +76,7 @@ def record(settings: Settings, environment: str, version: str, approver: str) ->
         "host": socket.gethostname(),
         "via": "local",
     }
-    run = current_context(settings, KIND, meta=meta, now=at).finished("approved", at=at)
+    run = current_context(settings, KIND, meta=meta, now=at, git=git).finished("approved", at=at)
     with open_store(settings) as store:
         store.record(run)
     return Approval(approver, at, "local")
