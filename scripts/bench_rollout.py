@@ -106,7 +106,7 @@ def main() -> int:
                 f"faulty: {res['phase']} {res['trigger']} switch {res['switch_ms']} ms, "
                 f"{res['failed']} failed of {res['requests']}"
             )
-            slow = rollout(prod, load, faulty_version, "TS_FAULT_LATENCY_MS=3")
+            slow = rollout(prod, load, faulty_version, "TS_FAULT_LATENCY_MS=2")
             results.append(("slow", slow))
             print(f"3x slower: {slow['phase']} {slow['trigger']}")
         finally:

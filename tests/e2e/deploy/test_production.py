@@ -254,7 +254,7 @@ def test_a_3x_slower_version_is_caught_by_the_relative_check(prod, docker_client
     version = V2 if live == "blue" else V1
     prod.approve(version, *PEOPLE)
     load = Load(prod.port, rate=200).start()
-    r = prod.invoke("deploy.production", "--version", version, "--env", "TS_FAULT_LATENCY_MS=3")
+    r = prod.invoke("deploy.production", "--version", version, "--env", "TS_FAULT_LATENCY_MS=2")
     load.stop()
     assert r.returncode == 24, r.stdout + r.stderr
     st = prod.rollout_state()
