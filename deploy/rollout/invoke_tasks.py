@@ -26,12 +26,12 @@ def add(ns: Collection, root: Path) -> None:
         },
         iterable=["env"],
     )
-    def production(c: Context, version: str, env: list[str] | None = None) -> None:
+    def production(c: Context, version: str = "", env: list[str] | None = None) -> None:
         """Blue/green production rollout: approvals, checks, 10% -> 50% -> 100% with analysis."""
         _exit(entries.production(root, version, list(env or [])))
 
     @task(help={"version": "the version you approve for production"})
-    def approve(c: Context, version: str) -> None:
+    def approve(c: Context, version: str = "") -> None:
         """Record your approval of a version for production (two people needed)."""
         _exit(entries.approve(root, version))
 

@@ -103,6 +103,15 @@ def parse_env_pairs(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def need_version(version: str) -> str:
+    """The --version given, or one line saying it is needed."""
+    from deploy.errors import PreconditionFailed
+
+    if not version.strip():
+        raise PreconditionFailed("name the version: --version V (its image tag in the registry)")
+    return version.strip()
+
+
 def production(
     root: Path, version: str, env_pairs: list[str], env: Mapping[str, str] | None = None
 ) -> int:
@@ -110,7 +119,7 @@ def production(
     from deploy.rollout import run
 
     def body(settings: Any, runner: Any) -> str:
-        return run.deploy(settings, runner, version, parse_env_pairs(env_pairs))
+        return run.deploy(settings, runner, need_version(version), parse_env_pairs(env_pairs))
 
     return entry(root, "production", body, env)
 
@@ -126,7 +135,9 @@ def approve(root: Path, version: str, env: Mapping[str, str] | None = None) -> i
     """`invoke deploy.approve --version V`."""
     from deploy.rollout import run
 
-    return entry(root, "approve", lambda s, r: run.approve(s, r, version), env, result=False)
+    return entry(
+        root, "approve", lambda s, r: run.approve(s, r, need_version(version)), env, result=False
+    )
 
 
 def proxy(root: Path, action: str, env: Mapping[str, str] | None = None) -> int:
