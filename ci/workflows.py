@@ -39,6 +39,8 @@ def _setup_part(part: str) -> bool:
     known = {s.name for s in STAGES} | {"release"}
     names = part.removeprefix("tools:").split(",")
     return bool(names) and all(n in known for n in names)
+
+
 PIP_INSTALL = ("python", "-m", "pip", "install")
 _SHELL_OPERATORS = ("&&", "||", ";", "|", ">", "<", "`", "$(")
 
