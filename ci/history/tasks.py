@@ -1,7 +1,7 @@
 """`invoke history.*`: carry history between fresh CI runners and look at it.
 
     invoke history.export --out F        every record as JSON lines (atomic write)
-    invoke history.import F              merge an export in (idempotent)
+    invoke history.import --path F       merge an export in (idempotent)
     invoke history.show                  recent runs as a table (--deployments: deployments)
 
 The functions here are plain (settings in, message out) and tested directly;
@@ -167,6 +167,14 @@ def _errors() -> Iterator[None]:
         raise Exit(f"error: {err}", code=err.exit_code) from None
 
 
+def _require(flag: str, value: str) -> None:
+    """A required file option (an option, not a positional: a positional would take `--help`)."""
+    if not value:
+        raise PipelineError(f"{flag} FILE is required")
+    if value.startswith("-"):
+        raise PipelineError(f"{flag} {value!r}: expected a file name, not an option")
+
+
 def collection(root: Path) -> Any:
     """The `history` invoke collection (export, import, show) for the project at `root`."""
     from invoke import Collection, Context, task
@@ -177,9 +185,10 @@ def collection(root: Path) -> Any:
             "since_days": "only runs and deployments of the last N days (default: all)",
         }
     )
-    def export(c: Context, out: str, since_days: int = 0) -> None:
+    def export(c: Context, out: str = "", since_days: int = 0) -> None:
         """Export the history store as JSON lines (e.g. to keep as a CI cache/artifact)."""
         with _errors():
+            _require("--out", out)
             print(export_history(settings_mod.load(root), Path(out), since_days=since_days))
 
     @task(
@@ -188,9 +197,10 @@ def collection(root: Path) -> Any:
             "missing_ok": "a missing file is not an error (first run)",
         }
     )
-    def import_(c: Context, path: str, missing_ok: bool = False) -> None:
+    def import_(c: Context, path: str = "", missing_ok: bool = False) -> None:
         """Merge an export into the history store; importing it again adds nothing."""
         with _errors():
+            _require("--path", path)
             print(import_history(settings_mod.load(root), Path(path), missing_ok=missing_ok))
 
     @task(

@@ -63,7 +63,7 @@ def test_history_survives_fresh_runners_through_export_and_import(tmp_path: Path
     artifact = tmp_path / "cache" / "history.jsonl"
     # First run ever: nothing to restore yet.
     runner1 = env_for(tmp_path / "runner1" / "history.sqlite3", GITHUB_RUN_ID="100")
-    first = run_invoke(["history.import", str(artifact), "--missing-ok"], runner1)
+    first = run_invoke(["history.import", "--path", str(artifact), "--missing-ok"], runner1)
     assert first.returncode == 0 and "nothing imported" in first.stdout
     finish(record(runner1, "a"))
     exported = run_invoke(["history.export", "--out", str(artifact)], runner1)
@@ -72,7 +72,7 @@ def test_history_survives_fresh_runners_through_export_and_import(tmp_path: Path
 
     # Next run, a fresh machine: restore, record, save again.
     runner2 = env_for(tmp_path / "runner2" / "history.sqlite3", GITHUB_RUN_ID="101")
-    restored = run_invoke(["history.import", str(artifact)], runner2)
+    restored = run_invoke(["history.import", "--path", str(artifact)], runner2)
     assert restored.returncode == 0 and "imported 1 runs (0 already present)" in restored.stdout
     finish(record(runner2, "b"))
     assert run_invoke(["history.export", "--out", str(artifact)], runner2).returncode == 0
@@ -81,8 +81,8 @@ def test_history_survives_fresh_runners_through_export_and_import(tmp_path: Path
 
     # A third runner sees both; the baseline for commit a is the first runner's run.
     runner3 = env_for(tmp_path / "runner3" / "history.sqlite3")
-    assert run_invoke(["history.import", str(artifact)], runner3).returncode == 0
-    again = run_invoke(["history.import", str(artifact)], runner3)
+    assert run_invoke(["history.import", "--path", str(artifact)], runner3).returncode == 0
+    again = run_invoke(["history.import", "--path", str(artifact)], runner3)
     assert "imported 0 runs (2 already present)" in again.stdout
     shown = run_invoke(["history.show", "--kind", "bench"], runner3)
     assert shown.returncode == 0, shown.stderr
@@ -92,7 +92,14 @@ def test_history_survives_fresh_runners_through_export_and_import(tmp_path: Path
 
 def test_failures_are_one_line_with_their_exit_code(tmp_path: Path) -> None:
     store = tmp_path / "history.sqlite3"
-    missing = run_invoke(["history.import", str(tmp_path / "nope.jsonl")], env_for(store))
+    # File arguments are options: `--help` after the task is help, never a file name.
+    for task, flag in (("history.export", "--out"), ("history.import", "--path")):
+        unset = run_invoke([task], env_for(store))
+        assert unset.returncode == 2 and unset.stderr.strip() == f"error: {flag} FILE is required"
+        swallowed = run_invoke([task, flag, "--help"], env_for(store))
+        assert swallowed.returncode == 2 and "not an option" in swallowed.stderr
+        assert not (Path.cwd() / "--help").exists()
+    missing = run_invoke(["history.import", "--path", str(tmp_path / "nope.jsonl")], env_for(store))
     assert missing.returncode == 7
     assert missing.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'nope.jsonl'}: no such history export (--missing-ok on a first run)"
