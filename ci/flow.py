@@ -57,6 +57,18 @@ class Step:
     limit_s: float = 0.0  # hard limit; 0 = none
     interruptible: bool = True
     exclusive: bool = False  # runs with nothing beside it
+    # What must pass before it starts (None: its needs); see StageSpec.starts_after.
+    starts_after: tuple[str, ...] | None = None
+
+    @property
+    def waits_for(self) -> tuple[str, ...]:
+        """The stages that must have passed before it starts."""
+        return self.needs if self.starts_after is None else self.starts_after
+
+    @property
+    def gates(self) -> tuple[str, ...]:
+        """Every stage whose failure blocks it: its needs and what it starts after."""
+        return tuple(dict.fromkeys((*self.needs, *self.waits_for)))
 
 
 def plan(
@@ -69,6 +81,10 @@ def plan(
     A need outside the selection is dropped (running `unit` alone does not pull in
     `lint`). Unknown names and cycles raise ConfigError."""
     by_name = {s.name: s for s in stages}
+    for spec in stages:
+        for other in (*spec.needs, *(spec.starts_after or ())):
+            if other not in by_name:
+                raise ConfigError(f"stage {spec.name} depends on unknown stage {other!r}")
     names = [s.name for s in stages if s.in_ci] if selected is None else list(selected)
     unknown = [n for n in names if n not in by_name]
     if unknown:
@@ -84,7 +100,10 @@ def plan(
         for name in list(pending):
             spec = by_name[name]
             needs = tuple(n for n in spec.needs if n in chosen)
-            if all(n in done for n in needs):
+            starts = None
+            if spec.starts_after is not None:
+                starts = tuple(n for n in spec.starts_after if n in chosen)
+            if all(n in done for n in (*needs, *(starts or ()))):
                 limit = limits(name) if limits else 0.0
                 step = Step(
                     name,
@@ -94,6 +113,7 @@ def plan(
                     limit,
                     spec.interruptible,
                     spec.exclusive,
+                    starts,
                 )
                 ordered.append(step)
                 done.add(name)
@@ -276,6 +296,9 @@ class Executor:
         self.install_signals = install_signals
         self.results: dict[str, StageResult] = {}
         self.running: dict[str, _Running] = {}
+        # Stages that ended before all their needs did (started early): their verdict
+        # waits for those needs. Name -> (the run, its exit code, its wall time).
+        self.held: dict[str, tuple[_Running, int | None, float]] = {}
         self.signals: list[str] = []
         self._cancel_reason = ""  # set once: everything running is being cancelled
         self._noted_second = False
@@ -347,6 +370,7 @@ class Executor:
         for run in list(self.running.values()):  # only after a crash of the loop itself
             run.handle.kill()
             self._finish(run, None)
+        self._settle_held(final=True)
         for step in self.steps:
             if step.name not in self.results:
                 why = self._cancel_reason or "not started"
@@ -355,6 +379,7 @@ class Executor:
     def _loop(self) -> None:
         while True:
             self._handle_signals()
+            self._settle_held()
             if not self.signals:  # interrupted: what has not started is cancelled, not blocked
                 self._block_unrunnable()
             if not self._cancel_reason:
@@ -362,6 +387,8 @@ class Executor:
                     if not self._may_start(step):
                         break
                     self._start(step)
+            # nothing running and nothing to start: done (a held stage whose need never
+            # ran is settled by the wrap-up)
             if not self.running and (self._cancel_reason or not self._ready()):
                 return
             if not self._poll():  # nothing ended (a replayed stage ends at once): wait
@@ -377,7 +404,8 @@ class Executor:
             if code is not None:
                 del self.running[name]
                 result = self._finish(run, code)
-                self._after(result)
+                if result is not None:
+                    self._after(result)
                 ended = True
             else:
                 self._watch(run, now)
@@ -389,14 +417,27 @@ class Executor:
         )
         return ended
 
-    def _ready(self) -> list[Step]:
+    def _waiting(self) -> list[Step]:
+        """The steps not started yet."""
         return [
             s
             for s in self.steps
-            if s.name not in self.results
-            and s.name not in self.running
-            and all(n in self.results for n in s.needs)
+            if s.name not in self.results and s.name not in self.running and s.name not in self.held
         ]
+
+    def _ready(self) -> list[Step]:
+        return [s for s in self._waiting() if all(n in self.results for n in s.waits_for)]
+
+    def _failed(self, step: Step) -> list[str]:
+        """The stages gating `step` that ended without passing (and block)."""
+        return [
+            n
+            for n in step.gates
+            if n in self.results and not self.results[n].status.ok and self.results[n].blocking
+        ]
+
+    def _why(self, bad: Sequence[str]) -> str:
+        return ", ".join(f"{n} {self.results[n].status.value}" for n in bad)
 
     def _may_start(self, step: Step) -> bool:
         if len(self.running) >= self.parallelism:
@@ -406,20 +447,45 @@ class Executor:
         return not (step.exclusive and self.running)
 
     def _block_unrunnable(self) -> None:
-        """A step whose needs finished without passing is blocked (GitHub: skipped)."""
+        """A step with a need that ended without passing is blocked (GitHub: skipped);
+        one that started early on that need is stopped."""
         changed = True
         while changed:
             changed = False
-            for step in self._ready():
-                bad = [
-                    n
-                    for n in step.needs
-                    if not self.results[n].status.ok and self.results[n].blocking
-                ]
+            for step in self._waiting():
+                bad = self._failed(step)
                 if bad:
-                    why = ", ".join(f"{n} {self.results[n].status.value}" for n in bad)
-                    self._record(step, Status.BLOCKED, f"not run: needs {why}")
+                    self._record(step, Status.BLOCKED, f"not run: needs {self._why(bad)}")
                     changed = True
+        for run in self.running.values():
+            bad = self._failed(run.step)
+            if bad and run.stop_status is not Status.BLOCKED:
+                run.stop_reason = ""  # this reason wins over a cancel already asked for
+                self._stop(run, f"needs {self._why(bad)}", Status.BLOCKED)
+
+    def _settle_held(self, final: bool = False) -> None:
+        """Give a stage that ended early its verdict once its needs have theirs: its own
+        when they passed, blocked when one did not. `final`: the flow is ending."""
+        for name, (run, code, elapsed) in list(self.held.items()):
+            bad = self._failed(run.step)
+            pending = [n for n in run.step.needs if n not in self.results]
+            if not bad and pending and not final:
+                continue
+            del self.held[name]
+            own, is_file = self._verdict(run, code, elapsed)
+            if bad or pending:
+                status = Status.CANCELLED if self.signals or pending else Status.BLOCKED
+                why = self._why(bad) if bad else f"{', '.join(pending)} without a verdict"
+                blocked = StageResult(
+                    name,
+                    status,
+                    elapsed,
+                    run.step.budget_s,
+                    summary=f"not counted: needs {why} (it ran early: {own.status.value})",
+                )
+                self._settle(run, blocked, False, elapsed)
+            else:
+                self._after(self._settle(run, own, is_file, elapsed))
 
     def _start(self, step: Step) -> None:
         console = self.out_dir / f"{step.name}.console.log"
@@ -462,10 +528,32 @@ class Executor:
             self.say(f"{self._cancel_reason}: cancelling the rest")
             self._stop_all(self._cancel_reason, include_uninterruptible=False)
 
-    def _finish(self, run: _Running, code: int | None) -> StageResult:
-        """The stage's result: what it wrote itself if that is a verdict (a cancel that
-        raced with its end never overwrites it), else what we know of why it ended."""
+    def _finish(self, run: _Running, code: int | None) -> StageResult | None:
+        """The stage's result, or None while a need it started early on has no verdict
+        yet (it is held until then). Stopped because a need failed: blocked."""
         elapsed = round(self.clock() - run.started, 3)
+        if run.stop_status is Status.BLOCKED:
+            result = StageResult(
+                run.step.name,
+                Status.BLOCKED,
+                elapsed,
+                run.step.budget_s,
+                summary=f"not counted: {run.stop_reason} (stopped; it had started early)",
+            )
+            return self._settle(run, result, False, elapsed)
+        if any(n not in self.results for n in run.step.needs):
+            self.held[run.step.name] = (run, code, elapsed)
+            self.say(
+                f"{run.step.name} ended; its verdict waits for "
+                + ", ".join(n for n in run.step.needs if n not in self.results)
+            )
+            return None
+        return self._settle(run, *self._verdict(run, code, elapsed), elapsed)
+
+    def _verdict(self, run: _Running, code: int | None, elapsed: float) -> tuple[StageResult, bool]:
+        """What the stage wrote itself if that is a verdict (a cancel that raced with its
+        end never overwrites it), else what we know of why it ended; and whether it is
+        the stage's own file."""
         written = read_result(self.out_dir, run.step.name)
         if written is not None and written.status.final:
             result = written
@@ -486,8 +574,12 @@ class Executor:
                 run.step.budget_s,
                 summary=f"stage wrote no result (exit code {code}); see {run.console}",
             )
+        return result, result is written
+
+    def _settle(self, run: _Running, result: StageResult, own: bool, elapsed: float) -> StageResult:
+        """Record a stage's final result (written unless it is the stage's own file)."""
         result.blocking = run.step.blocking
-        if result is not written:
+        if not own:
             write_result(self.out_dir, result, self.redact)
         self.results[run.step.name] = result
         self.on_result(result)

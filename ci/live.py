@@ -173,14 +173,14 @@ class LiveDisplay:
         budget = row.step.budget_s
         timing = Text(f"{row.elapsed:5.1f}s / {budget:.0f}s")
         if row.state == "waiting":
-            needs = ", ".join(row.step.needs)
+            needs = ", ".join(row.step.waits_for)
             return [
                 Text("·", style="dim"),
                 Text(row.step.name, style="dim"),
                 Text("waiting", style="dim"),
                 Text(f"{'':>5}  / {budget:.0f}s", style="dim"),
                 Text(""),
-                Text(f"needs {needs}" if needs else "", style="dim"),
+                Text(f"after {needs}" if needs else "", style="dim"),
             ]
         over = row.elapsed > budget
         bar = ProgressBar(

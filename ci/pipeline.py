@@ -164,9 +164,7 @@ def run_flow(
         for line in add_mask_lines(redactor.values):
             out.raw_write(line + "\n")
         channel = MaskChannel(out.raw_write)
-    names = " → ".join(
-        s.name + (f" (after {', '.join(s.needs)})" if s.needs else "") for s in steps
-    )
+    names = " → ".join(s.name + _after(s) for s in steps)
     mode = "fail-fast" if fail_fast else "a failure blocks only what depends on it"
     out.write(f"plan: {names}; {mode}\n")
     try:
@@ -221,3 +219,11 @@ def run_flow(
         red = [r.stage for r in outcome.results if r.blocking and not r.status.ok]
         return code, f"pipeline failed: {', '.join(red)}"
     return 0, "pipeline passed"
+
+
+def _after(step: Step) -> str:
+    """` (after lint)`, or ` (starts after lint, needs unit)` for an early start."""
+    if step.waits_for == step.needs:
+        return f" (after {', '.join(step.needs)})" if step.needs else ""
+    starts = f"starts after {', '.join(step.waits_for)}" if step.waits_for else "starts at once"
+    return f" ({starts}, needs {', '.join(step.needs)})"

@@ -6,9 +6,10 @@ come from `[tool.pipeline.budgets]` / `[tool.pipeline.timeouts]`.
 
 The graph follows the specification's workflow: lint and security start at once, unit
 needs lint, integration and coverage need unit (coverage runs the integration tests
-too, on its own services and in its own target dir). Security is its own job that
-blocks the merge, not the tests: an unreachable advisory database never stops the tests
-from reporting.
+too, on its own services and in its own target dir). Locally integration starts as soon
+as lint passes, beside unit; a unit failure still blocks it (see `starts_after`).
+Security is its own job that blocks the merge, not the tests: an unreachable advisory
+database never stops the tests from reporting.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class StageSpec:
     # measure (bench, load) never are. The stage module may define
     # `cache_inputs(settings) -> dict | None` for inputs beyond the workspace's files.
     cache: bool = False
+    # The stages that must pass before it *starts* (None: all its needs). It may start
+    # before its other needs end: its verdict still waits for them, and when one does not
+    # pass it is stopped (or its finished run set aside) and reported blocked, exactly as
+    # if it had waited. Integration starts beside unit this way: the two share no state
+    # and on two cores the wall time is the longer one, not the sum.
+    starts_after: tuple[str, ...] | None = None
 
 
 STAGES: tuple[StageSpec, ...] = (
@@ -74,6 +81,7 @@ STAGES: tuple[StageSpec, ...] = (
         "Integration tests (cargo test --test '*') against real Postgres and Redis.",
         "ci.stages.integration:run",
         needs=("unit",),
+        starts_after=("lint",),
         python=("docker==7.2.0",),
         cache=True,
     ),

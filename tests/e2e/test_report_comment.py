@@ -171,6 +171,7 @@ def test_record_and_step_summary_once_per_job(tmp_path: Path) -> None:
     write_result(out, StageResult("security", Status.PASSED, 20.0, 120))
     write_result(out, StageResult("integration", Status.PASSED, 30.0, 300))
     write_result(out, StageResult("coverage", Status.PASSED, 40.0, 120))
+    write_result(out, StageResult("bench", Status.PASSED, 90.0, 180))
     step = tmp_path / "step-summary.md"
     env = {
         "PATH": os.environ["PATH"],
@@ -185,11 +186,11 @@ def test_record_and_step_summary_once_per_job(tmp_path: Path) -> None:
         (run,) = store.runs("ci")
         assert run.run.meta == {
             "flow": "report",
-            "stages": ["lint", "security", "unit", "integration", "coverage"],
-            "full": True,
+            "stages": ["lint", "security", "unit", "integration", "bench", "coverage"],
+            "full": True,  # every job of test.yml: a whole pipeline run
         }
-        # the critical path: lint, unit, then coverage (longer than integration beside it)
-        assert run.run.duration_s == pytest.approx(3.2 + 9.5 + 40.0, abs=0.5)
+        # the critical path: lint, unit, integration, then bench (longer than coverage)
+        assert run.run.duration_s == pytest.approx(3.2 + 9.5 + 30.0 + 90.0, abs=0.5)
     once = step.read_text()
     assert once.count("## Pipeline: passed") == 1
     run_report(ROOT, step_summary=False, env=env, say=said.append)

@@ -423,3 +423,127 @@ def test_exclusive_stage_runs_alone(tmp_path: Path) -> None:
     for other in ("unit", "security"):
         o0, o1 = spans[other]
         assert o1 <= b0 or o0 >= b1, f"{other} overlapped the exclusive bench"
+
+
+# -- early start: integration starts beside unit, unit still gates its verdict ----------
+
+EARLY = [
+    Step("lint", (), True, 60),
+    Step("unit", ("lint",), True, 120),
+    Step("integration", ("unit",), True, 300, starts_after=("lint",)),
+    Step("bench", ("integration",), True, 180),
+]
+
+
+def test_early_stage_runs_beside_its_need_and_its_dependents_wait_for_the_verdict(
+    tmp_path: Path,
+) -> None:
+    scripts = {
+        "lint": Script(1.0),
+        "unit": Script(3.0),
+        "integration": Script(1.5),  # ends before unit: its verdict waits for unit's
+        "bench": Script(1.0),
+    }
+    world, _, results, code = run(tmp_path, scripts, EARLY, parallelism=2)
+    assert code == 0 and set(status(results).values()) == {"passed"}
+    t = starts(world)
+    assert t["unit"] == pytest.approx(t["integration"], abs=0.1)  # side by side after lint
+    assert t["integration"] >= 1.0
+    ends = {name: when for when, name, what in world.events if what.startswith("end")}
+    assert t["bench"] >= ends["unit"]  # a dependent waits for the held verdict
+    assert world.now < 1.0 + 3.0 + 1.0 + 0.5  # lint, unit, bench: not the sum of all four
+    assert results["integration"].summary == "passed"  # its own verdict, kept
+
+
+def test_need_failing_while_the_early_stage_runs_stops_it_as_blocked(tmp_path: Path) -> None:
+    scripts = {
+        "lint": Script(1.0),
+        "unit": Script(1.0, "failed"),
+        "integration": Script(10.0, teardown=0.5),
+        "bench": Script(),
+    }
+    world, _, results, code = run(tmp_path, scripts, EARLY)
+    assert status(results) == {
+        "lint": "passed",
+        "unit": "failed",
+        "integration": "blocked",
+        "bench": "blocked",
+    }
+    assert results["integration"].summary == (
+        "not counted: needs unit failed (stopped; it had started early)"
+    )
+    assert read_result(tmp_path, "integration").status is Status.BLOCKED
+    assert (2.0, "integration", "interrupt") in [(round(a, 1), b, c) for a, b, c in world.events]
+    assert world.now < 4 and code == 1
+
+
+def test_need_failing_after_the_early_stage_ended_sets_its_run_aside(tmp_path: Path) -> None:
+    scripts = {
+        "lint": Script(1.0),
+        "unit": Script(3.0, "failed"),
+        "integration": Script(1.0),  # passed, but unit had not passed yet
+        "bench": Script(),
+    }
+    _, _, results, code = run(tmp_path, scripts, EARLY)
+    assert status(results)["integration"] == "blocked"
+    assert results["integration"].summary == (
+        "not counted: needs unit failed (it ran early: passed)"
+    )
+    assert read_result(tmp_path, "integration").status is Status.BLOCKED  # file overwritten
+    assert results["bench"].summary == "not run: needs integration blocked"
+    assert code == 1
+
+
+def test_early_failure_counts_once_its_need_passed(tmp_path: Path) -> None:
+    scripts = {
+        "lint": Script(1.0),
+        "unit": Script(3.0),
+        "integration": Script(1.0, "failed"),
+        "bench": Script(),
+    }
+    _, _, results, code = run(tmp_path, scripts, EARLY)
+    assert status(results) == {
+        "lint": "passed",
+        "unit": "passed",
+        "integration": "failed",
+        "bench": "blocked",
+    }
+    assert code == 1
+
+
+def test_lint_failure_blocks_both_and_nothing_starts(tmp_path: Path) -> None:
+    scripts = {n: Script() for n in ("unit", "integration", "bench")}
+    scripts["lint"] = Script(1.0, "failed")
+    world, _, results, _ = run(tmp_path, scripts, EARLY)
+    assert status(results) == {
+        "lint": "failed",
+        "unit": "blocked",
+        "integration": "blocked",
+        "bench": "blocked",
+    }
+    assert set(starts(world)) == {"lint"}
+    assert results["integration"].summary == "not run: needs unit blocked, lint failed"
+
+
+def test_interrupt_while_an_early_verdict_is_held_cancels_it(tmp_path: Path) -> None:
+    scripts = {
+        "lint": Script(1.0),
+        "unit": Script(10.0),
+        "integration": Script(1.0),
+        "bench": Script(),
+    }
+
+    def setup(world: World, ex: Executor) -> None:
+        world.at(4.0, lambda: ex.on_signal(signal.SIGINT))
+
+    _, _, results, code = run(tmp_path, scripts, EARLY, setup=setup)
+    assert status(results) == {
+        "lint": "passed",
+        "unit": "cancelled",
+        "integration": "cancelled",
+        "bench": "cancelled",
+    }
+    assert results["integration"].summary == (
+        "not counted: needs unit cancelled (it ran early: passed)"
+    )
+    assert code == 130

@@ -29,6 +29,24 @@ def test_default_plan_follows_registry_graph() -> None:
             assert names.index(need) < names.index(step.name)
     assert {s.name for s in steps} == {s.name for s in STAGES if s.in_ci}
     assert steps[names.index("lint")].budget_s == 60.0
+    # integration starts beside unit once lint passed; unit still gates its verdict
+    waits = {s.name: s.waits_for for s in steps}
+    assert waits["integration"] == ("lint",) and waits["unit"] == ("lint",)
+    assert steps[names.index("integration")].gates == ("unit", "lint")
+
+
+def test_starts_after_is_restricted_to_the_selection() -> None:
+    steps = plan(["integration", "unit"], budget)
+    assert [(s.name, s.needs, s.waits_for) for s in steps] == [
+        ("unit", (), ()),
+        ("integration", ("unit",), ()),  # no lint selected: it starts at once, beside unit
+    ]
+
+
+def test_a_dependency_on_an_unknown_stage_is_refused() -> None:
+    stages = (StageSpec("a", "", "m:f", starts_after=("ghost",)),)
+    with pytest.raises(ConfigError, match="stage a depends on unknown stage 'ghost'"):
+        plan(None, budget, stages=stages)
 
 
 def test_selection_drops_needs_outside_it() -> None:

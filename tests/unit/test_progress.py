@@ -106,7 +106,7 @@ def test_live_table_shows_elapsed_against_budget_and_the_failed_tail(tmp_path: P
     ex.run()
     mid = snapshots[0]
     assert re.search(r"lint\s+running\s+0\.9s / 60s", mid)
-    assert re.search(r"unit\s+waiting\s+/ 120s.*needs lint", mid)
+    assert re.search(r"unit\s+waiting\s+/ 120s.*after lint", mid)
     final = _text(display.render(), console.width)
     assert re.search(r"✔ lint\s+passed\s+3\.0s / 60s", final)
     assert re.search(r"✘ security\s+failed\s+2\.0s / 120s", final)

@@ -4,7 +4,7 @@ and no planted secret in any output or file."""
 
 from __future__ import annotations
 
-import crypt
+import secrets
 import subprocess
 import time
 import warnings
@@ -69,11 +69,12 @@ class Registry:
 @pytest.fixture
 def auth_registry(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A registry requiring basic auth; (address, the right password)."""
-    password = "right-" + crypt.mksalt()[3:]
+    import bcrypt
+
+    password = "right-" + secrets.token_hex(8)
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
     htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text(
-        f"{REGISTRY_USER}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n"
-    )
+    htpasswd.write_text(f"{REGISTRY_USER}:{hashed}\n")
     auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n"
     reg = Registry(tmp_path / "auth-registry", extra=auth)
     yield reg.address, password
