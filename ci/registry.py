@@ -43,9 +43,11 @@ class StageSpec:
     # Runs alone: nothing else runs beside it in `invoke ci` (wall-clock benchmarks and
     # load tests must not share the cores with a build).
     exclusive: bool = False
-    # A green result may be replayed when every input is unchanged (ci/cache). Stages that
-    # measure (bench, load) never are. The stage module may define
-    # `cache_inputs(settings) -> dict | None` for inputs beyond the workspace's files.
+    # A green result may be replayed when every input is unchanged (ci/cache). Bench is,
+    # on the machine that measured it (its cache inputs name the machine and the base
+    # commit); load, stress and fuzz never are (they probe the running system). The stage
+    # module may define `cache_inputs(settings) -> dict | None` for inputs beyond the
+    # workspace's files.
     cache: bool = False
     # The stages that must pass before it *starts* (None: all its needs). It may start
     # before its other needs end: its verdict still waits for them, and when one does not
@@ -91,6 +93,7 @@ STAGES: tuple[StageSpec, ...] = (
         "ci.stages.bench:run",
         needs=("integration",),
         exclusive=True,
+        cache=True,  # replayed only on the same machine, code, settings and base commit
     ),
     StageSpec(
         "coverage",

@@ -7,7 +7,8 @@ Scenarios (each run after a fresh, unique edit so neither side finds the other's
   no change            nothing edited since the last green run
   change core          a one-line change in trading-core (trading-system depends on it)
   change system        a one-line change in trading-system
-  external crate       a generated crate of 600 small tests (any workspace)
+  external crate       a generated crate of 600 small tests (any workspace), unchanged
+  external edited      the same crate after a one-line change in its only source file
 
 The Makefile gets fresh running services before each of its runs (started outside its
 timing), as a developer who types `make test` has them; the pipeline starts and stops its
@@ -121,11 +122,13 @@ def main() -> int:
         base.update(CARGO_TARGET_DIR=target, CARGO_TERM_COLOR="never")
         cfg = settings.load(ROOT, {**base, "CIPIPE_SERVICES__BACKEND": "local"})
         print(f"pipeline vs `make lint test`, warm, median of {args.runs}:", flush=True)
+        crate = many_tests_crate(scratch)
         for name, workspace, change in (
             ("no change", ws, None),
             ("change core", ws, edit(ws / "crates/trading-core/src/types.rs")),
             ("change system", ws, edit(ws / "crates/trading-system/src/config.rs")),
-            ("external crate", many_tests_crate(scratch), None),
+            ("external crate", crate, None),
+            ("external edited", crate, edit(crate / "src" / "lib.rs")),
         ):
             env = {
                 **base,

@@ -24,7 +24,26 @@ from ci.errors import ConfigError, HistoryError, ToolMissing
 from ci.history import RunInfo, current_context
 from ci.result import Finding, StageResult, Status, atomic_write
 from ci.runner import which
+from ci.settings import Settings
 from ci.stage import Clock, StageContext
+
+
+def cache_inputs(settings: Settings) -> dict[str, str] | None:
+    """Beyond the files and settings: the machine the numbers were measured on (numbers
+    from another machine are never replayed) and the base's commit (a base ref that moved
+    is a new comparison). A base that does not resolve: not cacheable, the stage runs and
+    says why."""
+    from ci.cache.inputs import _git
+    from ci.history.context import this_machine
+
+    machine = this_machine(settings.section("history").text("machine")).id
+    ref = settings.section("bench").text("base").strip()
+    if not ref:
+        return {"machine": machine, "base": ""}
+    out = _git(settings.workspace, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if not out:
+        return None
+    return {"machine": machine, "base": out.decode().strip()}
 
 
 @contextmanager

@@ -84,11 +84,12 @@ def run(ctx: StageContext) -> StageResult:
             for svc in services.values():
                 ctx.runner.redact.add(svc.secrets)
             env = {svc.env_var: svc.url for svc in services.values()}
+        threads = ctx.settings.section("integration").whole("test_threads", minimum=0)
         tests = run_tests_check(
             ctx,
             clock,
             "integration tests",
-            ["--test", "*"],
+            ["--test", "*", *(["--test-threads", str(threads)] if threads else [])],
             artifacts,
             env,
             packages=scope,

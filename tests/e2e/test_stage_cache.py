@@ -180,3 +180,28 @@ def test_tests_are_built_while_lint_runs_and_dropped_when_lint_fails(project) ->
     assert processes_mentioning("--no-run --lib --bins --tests") == []  # stopped, not left
     status = json.loads((Path(bad["CIPIPE_OUTPUT_DIR"]) / "unit.json").read_text())["status"]
     assert status == "blocked"
+
+
+def test_bench_is_replayed_only_on_the_machine_and_base_commit_it_measured(
+    tmp_path: Path,
+) -> None:
+    from ci.settings import load
+    from ci.stages.bench import cache_inputs
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "a")
+    env = {"CIPIPE_WORKSPACE": str(tmp_path)}
+    plain = cache_inputs(load(tmp_path, env))
+    assert plain is not None and plain["base"] == "" and len(plain["machine"]) == 12
+    on_main = cache_inputs(load(tmp_path, {**env, "CIPIPE_BENCH__BASE": "main"}))
+    assert on_main is not None and len(on_main["base"]) == 40
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "b")
+    moved = cache_inputs(load(tmp_path, {**env, "CIPIPE_BENCH__BASE": "main"}))
+    assert moved is not None and moved["base"] != on_main["base"]  # the base moved: re-measure
+    other = cache_inputs(load(tmp_path, {**env, "CIPIPE_HISTORY__MACHINE": "runner-x"}))
+    assert other is not None and other["machine"] == "runner-x" != plain["machine"]
+    # a base that does not resolve is not cacheable: the stage runs and says why
+    assert cache_inputs(load(tmp_path, {**env, "CIPIPE_BENCH__BASE": "no-such-ref"})) is None
