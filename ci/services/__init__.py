@@ -62,14 +62,18 @@ def template_root(settings: Settings) -> Path | None:
 def choose_backend(
     settings: Settings, specs: list[ServiceSpec], say: Callable[[str], None] | None = None
 ) -> Backend:
-    """The configured backend, or under `auto` docker when it can run every image and
-    local binaries otherwise; ServiceError naming what to install when neither can."""
+    """The configured backend, or under `auto`: docker when every image is already
+    present, else the local binaries, else docker pulling the images (a pull is only
+    tried when nothing else can run: it costs a registry round trip, or a DNS timeout
+    offline). ServiceError naming what to install when none can."""
     section = settings.section("services")
     kind = section.choice("backend", ("auto", "docker", "local"))
-    docker = DockerBackend(pull=section.flag("pull"))
+    pull = section.flag("pull")
+    docker = DockerBackend(pull=pull)
     local = LocalBackend(template_root=template_root(settings))
     options: dict[str, list[Backend]] = {"docker": [docker], "local": [local]}
-    candidates = options.get(kind, [docker, local])
+    auto: list[Backend] = [DockerBackend(pull=False), local] + ([docker] if pull else [])
+    candidates = options.get(kind, auto)
     reasons: list[str] = []
     for backend in candidates:
         reason = backend.available(specs)

@@ -238,3 +238,21 @@ def check_template_runs(tmp_path: Path, psycopg) -> None:
     [template] = list((tmp_path / "templates").iterdir())  # made once, then copied
     assert (template / "PG_VERSION").is_file()
     assert not [p for p in (tmp_path / "templates").iterdir() if p.name.startswith(".")]
+
+
+def test_auto_prefers_local_binaries_to_a_pull(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pull is tried only when nothing else can run (offline it costs a DNS timeout)."""
+    from ci.services import docker_backend
+
+    pulled: list[str] = []
+    original = docker_backend.DockerBackend.available
+
+    def spy(self: docker_backend.DockerBackend, specs: list) -> str | None:
+        if self.pull:
+            pulled.extend(s.image for s in specs)
+        return original(self, specs)
+
+    monkeypatch.setattr(docker_backend.DockerBackend, "available", spy)
+    s = cfg(services__postgres__image="pipeline-test/no-such-image:1", services__pull="true")
+    backend = choose_backend(s, specs_from_settings(s, ["postgres"]))
+    assert backend.name == "local" and pulled == []
