@@ -72,7 +72,9 @@ def choose_backend(
     docker = DockerBackend(pull=pull)
     local = LocalBackend(template_root=template_root(settings))
     options: dict[str, list[Backend]] = {"docker": [docker], "local": [local]}
-    auto: list[Backend] = [DockerBackend(pull=False), local] + ([docker] if pull else [])
+    auto: list[Backend] = [DockerBackend(pull=False), local]
+    if pull:
+        auto.append(docker)
     candidates = options.get(kind, auto)
     reasons: list[str] = []
     for backend in candidates:
