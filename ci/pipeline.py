@@ -23,8 +23,8 @@ from ci.flow import (
     MaskChannel,
     ProcessLauncher,
     Step,
-    nox_command,
     plan,
+    stage_command,
 )
 from ci.history.records import RunInfo
 from ci.prebuild import Prebuild
@@ -169,7 +169,7 @@ def run_flow(
     out.write(f"plan: {names}; {mode}\n")
     try:
         launcher: Launcher = ProcessLauncher(
-            nox_command(root / "noxfile.py"),
+            stage_command(root / "noxfile.py"),
             env,
             mask_fd=channel.write_fd if channel else None,
         )

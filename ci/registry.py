@@ -6,8 +6,9 @@ come from `[tool.pipeline.budgets]` / `[tool.pipeline.timeouts]`.
 
 The graph follows the specification's workflow: lint and security start at once, unit
 needs lint, integration and coverage need unit (coverage runs the integration tests
-too, on its own services and in its own target dir). Locally integration starts as soon
-as lint passes, beside unit; a unit failure still blocks it (see `starts_after`).
+too, on its own services and in its own target dir). Locally unit starts beside lint and
+integration as soon as lint passes, beside unit; a red need still blocks them (see
+`starts_after`).
 Security is its own job that blocks the merge, not the tests: an unreachable advisory
 database never stops the tests from reporting.
 """
@@ -76,6 +77,7 @@ STAGES: tuple[StageSpec, ...] = (
         "Library and binary tests (cargo nextest, JUnit) plus doc tests.",
         "ci.stages.unit:run",
         needs=("lint",),
+        starts_after=(),  # builds and tests beside lint; a red lint still blocks it
         cache=True,
     ),
     StageSpec(
@@ -83,7 +85,7 @@ STAGES: tuple[StageSpec, ...] = (
         "Integration tests (cargo test --test '*') against real Postgres and Redis.",
         "ci.stages.integration:run",
         needs=("unit",),
-        starts_after=("lint",),
+        starts_after=(),  # services and tests beside lint and unit; both still gate it
         python=("docker==7.2.0",),
         cache=True,
     ),

@@ -9,6 +9,7 @@ import importlib
 import importlib.metadata
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -390,6 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     root = Path(os.environ.get(ROOT_ENV) or Path(__file__).resolve().parent.parent)
     code, line = execute(args[0], root, args[1:])
+    # The stage has torn down and written its result: a late Ctrl-C or SIGTERM (a second
+    # one from CI) must not turn the exit into a traceback.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     target = os.environ.get(VERDICT_ENV)
     if target:
         Path(target).write_text(json.dumps({"code": code, "verdict": line}), encoding="utf-8")

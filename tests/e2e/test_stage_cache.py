@@ -178,8 +178,11 @@ def test_tests_are_built_while_lint_runs_and_dropped_when_lint_fails(project) ->
     r = run_invoke(["ci", "--stages", "lint,unit"], bad)
     assert r.returncode == 1
     assert processes_mentioning("--no-run --lib --bins --tests") == []  # stopped, not left
-    status = json.loads((Path(bad["CIPIPE_OUTPUT_DIR"]) / "unit.json").read_text())["status"]
-    assert status == "blocked"
+    # unit started beside lint: stopped with its build when lint failed, reported blocked
+    assert processes_mentioning("json-render-diagnostics") == []
+    unit_result = json.loads((Path(bad["CIPIPE_OUTPUT_DIR"]) / "unit.json").read_text())
+    assert unit_result["status"] == "blocked"
+    assert unit_result["summary"].startswith("not counted: needs lint failed"), unit_result
 
 
 def test_bench_is_replayed_only_on_the_machine_and_base_commit_it_measured(

@@ -29,10 +29,10 @@ def test_default_plan_follows_registry_graph() -> None:
             assert names.index(need) < names.index(step.name)
     assert {s.name for s in steps} == {s.name for s in STAGES if s.in_ci}
     assert steps[names.index("lint")].budget_s == 60.0
-    # integration starts beside unit once lint passed; unit still gates its verdict
+    # unit starts beside lint, integration beside unit once lint passed; needs still gate
     waits = {s.name: s.waits_for for s in steps}
-    assert waits["integration"] == ("lint",) and waits["unit"] == ("lint",)
-    assert steps[names.index("integration")].gates == ("unit", "lint")
+    assert waits["integration"] == () and waits["unit"] == ()  # both start at once
+    assert steps[names.index("integration")].gates == ("unit",)
 
 
 def test_starts_after_is_restricted_to_the_selection() -> None:
