@@ -222,7 +222,9 @@ class Deployment:
 
     @property
     def time_to_restore(self) -> timedelta | None:
-        """From the end of the deployment (change live, or rollout stopped) to recovery."""
+        """From the end of the deployment (change live, or rollout stopped) to recovery.
+        A rollout that restored service before its record was closed (the rollback ran
+        inside it) took no time after its end: zero, never negative."""
         if self.recovered_at is None or self.ended_at is None:
             return None
-        return self.recovered_at - self.ended_at
+        return max(self.recovered_at - self.ended_at, timedelta(0))

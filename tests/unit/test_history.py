@@ -336,3 +336,19 @@ def test_export_since_days_keeps_recent_records(backend: SqliteBackend, tmp_path
     out = tmp_path / "recent.jsonl"
     assert export_history(backend.settings(), out, since_days=7).startswith("exported 1 runs")
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_time_to_restore_is_never_negative() -> None:
+    """A rollback that restored service inside the rollout, its record closed later."""
+    from datetime import timedelta
+
+    from ci.history.records import Deployment
+
+    dep = Deployment(
+        "d1", "production", "1.2.0", "sha256:" + "a" * 64, T0,
+        T0 + timedelta(minutes=5), "rolled_back", "manual",
+        recovered_at=T0 + timedelta(minutes=2),
+    )  # fmt: skip
+    assert dep.time_to_restore == timedelta(0)
+    later = replace(dep, recovered_at=T0 + timedelta(minutes=8))
+    assert later.time_to_restore == timedelta(minutes=3)
