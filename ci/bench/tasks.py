@@ -11,16 +11,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci import settings as settings_mod
-from ci.bench import chart
-from ci.bench.compare import MODES, UNITS
-from ci.bench.record import KIND, suite
 from ci.errors import ConfigError, HistoryError, NoHistoryYet, PipelineError
-from ci.history import open_store, this_machine
 from ci.result import atomic_write
 from ci.settings import Settings
+
+if TYPE_CHECKING:  # the chart and the history load only when a task runs (invoke starts fast)
+    from ci.bench import chart
 
 
 def collect(
@@ -33,6 +32,11 @@ def collect(
 ) -> tuple[list[chart.Chart], str]:
     """The recorded series of every benchmark of `mode` (on `branch` and `machine`; None:
     any), and where the history lives. Runs on uncommitted changes are not part of it."""
+    from ci.bench import chart
+    from ci.bench.compare import MODES, UNITS
+    from ci.bench.record import KIND, suite
+    from ci.history import open_store
+
     if mode not in MODES:
         raise ConfigError(f"--mode {mode!r}: one of {', '.join(MODES)}")
     name_suite = suite(mode)
@@ -64,6 +68,9 @@ def history_chart(
 ) -> str:
     """Write the trend chart HTML (default `<output_dir>/bench/history.html`); returns
     the line to print. HistoryError when nothing is recorded to draw."""
+    from ci.bench import chart
+    from ci.history import this_machine
+
     machine = None if all_machines else this_machine(settings.section("history").text("machine"))
     try:
         charts, where = collect(
