@@ -79,6 +79,7 @@ def main() -> int:
         "CIPIPE_OUTPUT_DIR": str(scratch / "out"),
         "CIPIPE_HISTORY__PATH": str(scratch / "history.sqlite3"),
         "CIPIPE_COVERAGE__TARGET_SUBDIR": subdir,
+        "CIPIPE_CACHE__ENABLED": "false",  # measure the stage, never a replay of it
         "CARGO_TERM_COLOR": "never",
     }
     if args.workspace:

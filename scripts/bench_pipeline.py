@@ -46,6 +46,7 @@ def bench_overhead(workspace: Path, runs: int) -> None:
         "CIPIPE_CARGO_TARGET_DIR": target,
         "CARGO_TARGET_DIR": target,
         "CARGO_TERM_COLOR": "never",
+        "CIPIPE_CACHE__ENABLED": "false",  # measure the stage, never a replay of it
     }
     nox = [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-s", "unit"]
     bare = [
@@ -127,6 +128,7 @@ def bench_runners(runs: int) -> None:
                 "CIPIPE_OUTPUT_DIR": tempfile.mkdtemp(prefix="bench-out-"),
                 "CIPIPE_CARGO_TARGET_DIR": target,
                 "CIPIPE_UNIT__RUNNER": runner,
+                "CIPIPE_CACHE__ENABLED": "false",
             }
             timed(nox, ROOT, env)  # warm
             times[runner] = statistics.median(timed(nox, ROOT, env) for _ in range(runs))

@@ -166,11 +166,19 @@ def test_the_second_run_compares_with_the_first(fixture_env, tmp_path: Path) -> 
     r = run_nox(["coverage"], env)
     assert r.returncode == 0, r.stdout + r.stderr
     second = result(env)
-    assert checks(second)["baseline"]["summary"] == (
-        f"±0.00 points vs baseline {total}% at {head[:12]} (HEAD's history)"
+    # tarpaulin's ptrace engine can miss a hit between identical runs (measured on the
+    # reference workspace: 91.26% then 91.19%), so the delta is read, not assumed zero;
+    # the baseline must be exactly the first run's figure, found in HEAD's history.
+    compared = re.fullmatch(
+        rf"([+\-±]\d+\.\d\d) points vs baseline {re.escape(total)}% at {head[:12]} "
+        r"\(HEAD's history\)",
+        checks(second)["baseline"]["summary"],
     )
+    assert compared, checks(second)["baseline"]["summary"]
+    delta = compared.group(1)
+    assert abs(float(delta.replace("±", ""))) < 2.5  # one line of 49: 2.04 points at most
     assert (
-        f"| baseline | ±0.00 points vs baseline {total}%"
+        f"| baseline | {delta} points vs baseline {total}%"
         in Path(second["artifacts"]["markdown"]).read_text()
     )
 
