@@ -47,6 +47,17 @@ def serving(prod, docker_client) -> str:
     return live[0]
 
 
+@pytest.fixture
+def live(prod, docker_client) -> str:
+    """A version serving 100%: the module's tests build on each other in order, and a
+    test run alone (`-k`) first gets what the ones before it would have left: V1 live."""
+    if 100 not in prod.weights().values():
+        prod.approve(V1, *PEOPLE)
+        r = prod.invoke("deploy.production", "--version", V1)
+        assert r.returncode == 0, r.stdout + r.stderr
+    return serving(prod, docker_client)
+
+
 def last_line(r: subprocess.CompletedProcess) -> str:
     return (r.stdout + r.stderr).strip().splitlines()[-1]
 
@@ -99,7 +110,7 @@ def _watch_weights(prod, stop: threading.Event, log: list) -> None:
 
 
 def test_healthy_rollout_under_load_splits_accurately_with_zero_failures(
-    prod, docker_client
+    prod, docker_client, live
 ) -> None:
     prod.approve(V2, *PEOPLE)
     weights_log: list = []
@@ -142,7 +153,7 @@ def test_healthy_rollout_under_load_splits_accurately_with_zero_failures(
     assert (last.version, last.outcome) == (V2, "succeeded")
 
 
-def test_faulty_version_rolls_back_at_10_percent(prod, docker_client, slack) -> None:
+def test_faulty_version_rolls_back_at_10_percent(prod, docker_client, live, slack) -> None:
     prod.approve(V1, *PEOPLE)
     live = serving(prod, docker_client)
     new = "blue" if live == "green" else "green"
@@ -211,7 +222,7 @@ def test_faulty_version_rolls_back_at_10_percent(prod, docker_client, slack) -> 
     [("TS_FAULT_LATENCY_MS=80", "latency"), ("TS_FAULT_UNHEALTHY=1", "health")],
 )
 def test_latency_and_health_faults_trip_their_own_trigger(
-    prod, docker_client, fault, trigger
+    prod, docker_client, live, fault, trigger
 ) -> None:
     live = serving(prod, docker_client)
     prod.approve(V1, *PEOPLE)
@@ -228,7 +239,7 @@ def test_latency_and_health_faults_trip_their_own_trigger(
     assert serving(prod, docker_client) == live
 
 
-def test_a_brief_stall_shorter_than_the_windows_does_not_trip(prod, docker_client) -> None:
+def test_a_brief_stall_shorter_than_the_windows_does_not_trip(prod, docker_client, live) -> None:
     live = serving(prod, docker_client)
     new = "blue" if live == "green" else "green"
     version = V2 if live == "blue" else V1
@@ -252,7 +263,7 @@ def test_a_brief_stall_shorter_than_the_windows_does_not_trip(prod, docker_clien
     assert serving(prod, docker_client) == new
 
 
-def test_a_3x_slower_version_is_caught_by_the_relative_check(prod, docker_client) -> None:
+def test_a_3x_slower_version_is_caught_by_the_relative_check(prod, docker_client, live) -> None:
     live = serving(prod, docker_client)
     version = V2 if live == "blue" else V1
     prod.approve(version, *PEOPLE)
@@ -266,7 +277,7 @@ def test_a_3x_slower_version_is_caught_by_the_relative_check(prod, docker_client
     assert serving(prod, docker_client) == live
 
 
-def test_sigkill_between_steps_then_rerun_ends_consistent(prod, docker_client) -> None:
+def test_sigkill_between_steps_then_rerun_ends_consistent(prod, docker_client, live) -> None:
     live = serving(prod, docker_client)
     new = "blue" if live == "green" else "green"
     version = V2 if live == "blue" else V1
@@ -288,7 +299,7 @@ def test_sigkill_between_steps_then_rerun_ends_consistent(prod, docker_client) -
     assert serving(prod, docker_client) == new
 
 
-def test_manual_rollback_to_a_version(prod, docker_client) -> None:
+def test_manual_rollback_to_a_version(prod, docker_client, live) -> None:
     live = serving(prod, docker_client)
     r = prod.invoke("rollback", "--to", V1 if live == "green" else V2)
     assert r.returncode == 0, r.stdout + r.stderr
