@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from ci.errors import PipelineError
 from ci.release.errors import PublishError
 from ci.release.retry import OK, Backoff, Verdict, retrying
 
@@ -85,7 +86,9 @@ def _already_exists(resp: requests.Response) -> bool:
 
 
 class GitHub:
-    """Releases and assets of one repository."""
+    """Releases and assets of one repository; `request` is the one retrying, one-line-
+    error way every part of the pipeline talks to GitHub (the PR comment and the
+    production records use it with their own error type, wording and settings hint)."""
 
     def __init__(
         self,
@@ -99,6 +102,10 @@ class GitHub:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         session: requests.Session | None = None,
+        error: type[PipelineError] = PublishError,
+        explain_with: Callable[[requests.Response, str], str] | None = None,
+        api_setting: str = "[tool.pipeline.release] api_url",
+        agent: str = "rust-trading-pipeline-release",
     ) -> None:
         self.api = api_url.rstrip("/")
         self.repository = repository
@@ -107,13 +114,16 @@ class GitHub:
         self.say = say
         self.sleep = sleep
         self.clock = clock
+        self.error = error
+        self.explain = explain_with or (lambda resp, action: explain(resp, action, repository))
+        self.api_setting = api_setting
         self.session = session or requests.Session()
         self.session.headers.update(
             {
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/vnd.github+json",
                 "X-GitHub-Api-Version": API_VERSION,
-                "User-Agent": "rust-trading-pipeline-release",
+                "User-Agent": agent,
             }
         )
 
@@ -135,7 +145,7 @@ class GitHub:
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request with retries. A status in `ok` or `allow` is returned; any
-        other is a PublishError with `explain`'s line."""
+        other is `error` with the `explain_with` line."""
 
         def send() -> requests.Response:
             return self.session.request(method, url, timeout=self.timeout, **kwargs)
@@ -158,13 +168,13 @@ class GitHub:
                 on_retry=told,
             )
         except (requests.ConnectionError, requests.Timeout) as err:
-            raise PublishError(
+            raise self.error(
                 f"cannot reach the GitHub API at {urlsplit(url).netloc} to {action} "
-                f"({type(err).__name__}); check the network or [tool.pipeline.release] api_url"
+                f"({type(err).__name__}); check the network or {self.api_setting}"
             ) from None
         if resp.status_code in ok or resp.status_code in allow:
             return resp
-        raise PublishError(explain(resp, action, self.repository))
+        raise self.error(self.explain(resp, action))
 
     def release_by_tag(self, tag: str) -> Json | None:
         """The published release of `tag`, or None."""

@@ -15,12 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
-from ci.release.github import API_VERSION, DEFAULT_API, classify
-from ci.release.retry import Backoff, retrying
+from ci.release.github import DEFAULT_API, GitHub
+from ci.release.retry import Backoff
 from ci.reports.errors import CommentError
 
 MAX_BODY = 65000  # GitHub refuses comment bodies over 65536 characters
@@ -108,55 +107,29 @@ class Commenter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
-        self.backoff = backoff or Backoff()
-        self.timeout = timeout
-        self.say = say
-        self.sleep = sleep
-        self.clock = clock
-        self.session = requests.Session()
-        self.session.headers.update(
-            {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": API_VERSION,
-                "User-Agent": "rust-trading-pipeline-report",
-            }
+        self.client = GitHub(
+            target.api,
+            target.repository,
+            token,
+            backoff=backoff,
+            timeout=timeout,
+            say=say,
+            sleep=sleep,
+            clock=clock,
+            error=CommentError,
+            explain_with=lambda resp, action: explain(resp, action, target),
+            api_setting="[tool.pipeline.report] api_url",
+            agent="rust-trading-pipeline-report",
         )
 
     def close(self) -> None:
         """Close the HTTP session."""
-        self.session.close()
+        self.client.close()
 
     def _request(
         self, method: str, url: str, action: str, ok: int, **kwargs: Any
     ) -> requests.Response:
-        def send() -> requests.Response:
-            return self.session.request(method, url, timeout=self.timeout, **kwargs)
-
-        def told(why: str, wait: float, attempt: int) -> None:
-            self.say(
-                f"github: {why} on {method} {urlsplit(url).path}; "
-                f"attempt {attempt}/{self.backoff.attempts} in {wait:.1f}s"
-            )
-
-        try:
-            resp = retrying(
-                send,
-                classify,
-                self.backoff,
-                retry_on=(requests.ConnectionError, requests.Timeout),
-                sleep=self.sleep,
-                clock=self.clock,
-                on_retry=told,
-            )
-        except (requests.ConnectionError, requests.Timeout) as err:
-            raise CommentError(
-                f"cannot reach the GitHub API at {urlsplit(url).netloc} to {action} "
-                f"({type(err).__name__}); check the network or [tool.pipeline.report] api_url"
-            ) from None
-        if resp.status_code != ok:
-            raise CommentError(explain(resp, action, self.target))
-        return resp
+        return self.client.request(method, url, action, ok=(ok,), **kwargs)
 
     def _issue_url(self, path: str) -> str:
         return f"{self.target.api.rstrip('/')}/repos/{self.target.repository}/issues{path}"
