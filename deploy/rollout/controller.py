@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from ci.interrupts import shield
-from deploy.health import wait_healthy
+from deploy.health import Health, wait_healthy
 from deploy.rollout import analysis
 from deploy.rollout.analysis import Breach
 from deploy.rollout.backend import Backend, Release
@@ -112,16 +112,20 @@ class Controller:
             self.rollback(state, Breach("error", reason))
             raise
 
-    def _deploy(self, state: RolloutState, release: Release) -> Outcome:
+    def _start_new(self, state: RolloutState, release: Release, note: str = "") -> Health:
+        """Start `release` on the idle colour and wait for its health gate."""
         self.backend.start(state.new, release)
         state.phase = "new_up"
-        self.event(state, f"{state.new} started with {state.version} (no traffic yet)")
-        health = wait_healthy(
+        self.event(state, f"{state.new} started with {state.version}{note}")
+        return wait_healthy(
             lambda: self.backend.health(state.new, self.cfg.request_timeout),
             timeout=self.cfg.health_timeout,
             clock=self.clock,
             sleep=self.sleep,
         )
+
+    def _deploy(self, state: RolloutState, release: Release) -> Outcome:
+        health = self._start_new(state, release, " (no traffic yet)")
         if not health.healthy:
             return self.rollback(state, Breach(analysis.HEALTH, f"health gate: {health.reason}"))
         self.event(state, f"health gate passed: {state.new} {health.describe()}")
@@ -335,15 +339,7 @@ class Controller:
     def switch(self, state: RolloutState, release: Release) -> Outcome:
         """An emergency switch (`invoke rollback --to V`): start `release` on the idle
         colour, health gate, ALL traffic at once, stop the other colour."""
-        self.backend.start(state.new, release)
-        state.phase = "new_up"
-        self.event(state, f"{state.new} started with {state.version}")
-        health = wait_healthy(
-            lambda: self.backend.health(state.new, self.cfg.request_timeout),
-            timeout=self.cfg.health_timeout,
-            clock=self.clock,
-            sleep=self.sleep,
-        )
+        health = self._start_new(state, release)
         if not health.healthy:
             self.backend.stop(state.new, self.cfg.stop_timeout)
             state.phase = "rolled_back"
