@@ -11,10 +11,7 @@ invoke deploy.staging  the release to staging: image, registry, compose over SSH
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from invoke import Collection, Context, task
@@ -24,23 +21,11 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from ci.bench import tasks as bench_tasks  # noqa: E402
-from ci.errors import PipelineError  # noqa: E402
+from ci.errors import task_errors  # noqa: E402
 from ci.history import tasks as history_tasks  # noqa: E402
 from ci.release.tasks import make_task as release_task  # noqa: E402
 from deploy import tasks as deploy_tasks  # noqa: E402
 from deploy.rollout.invoke_tasks import rollback_task  # noqa: E402
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Expected failures become one line and their exit code, never a traceback."""
-    try:
-        yield
-    except PipelineError as err:
-        from ci.redact import Redactor, secrets_from_env
-
-        mask = Redactor(secrets_from_env(os.environ))
-        raise Exit(mask(f"error: {err}"), code=err.exit_code) from None
 
 
 def _flow(
@@ -51,7 +36,7 @@ def _flow(
 ) -> None:
     from ci.pipeline import run_flow
 
-    with _errors():
+    with task_errors():
         code, line = run_flow(
             ROOT, stages, parallelism=parallelism, fail_fast=fail_fast, no_cache=no_cache
         )
@@ -91,7 +76,7 @@ def nightly(c: Context, parallelism: int = 0) -> None:
     Each stage is time-boxed by its own settings; the scheduled workflow runs this."""
     from ci import settings
 
-    with _errors():
+    with task_errors():
         stages = settings.load(ROOT).section("nightly").strings("stages")
     _flow(stages, parallelism)
 
@@ -102,7 +87,7 @@ def fmt(c: Context) -> None:
     from ci import settings
     from ci.runner import Runner
 
-    with _errors(), Runner() as runner:
+    with task_errors(), Runner() as runner:
         ws = settings.load(ROOT).require_workspace()
         if not runner.run(["cargo", "fmt", "--all"], cwd=ws).ok:
             raise Exit("cargo fmt failed", code=1)
@@ -145,7 +130,7 @@ def report(
     """Re-render the gate table and summary.md from the last results (runs nothing)."""
     from ci.reports.tasks import run_report
 
-    with _errors():
+    with task_errors():
         run_report(ROOT, html=html, comment=comment, record=record, step_summary=step_summary)
 
 
@@ -154,7 +139,7 @@ def metrics(c: Context) -> None:
     """The specification's success metrics from the recorded runs, against their targets."""
     from ci.reports.tasks import run_metrics
 
-    with _errors():
+    with task_errors():
         run_metrics(ROOT)
 
 
@@ -163,7 +148,7 @@ def selfcheck(c: Context) -> None:
     """The build definition's own checks: ruff, mypy, fast tests, workflow linters."""
     from ci.selfcheck import run_selfcheck
 
-    with _errors():
+    with task_errors():
         failed = run_selfcheck(ROOT)
     if failed:
         raise Exit(code=1)
@@ -174,7 +159,7 @@ def workflows_check(c: Context, path: str = "") -> None:
     """Check .github/workflows: schema-valid, every run: one existing session or task."""
     from ci.selfcheck import check_workflows
 
-    with _errors():
+    with task_errors():
         found = check_workflows(ROOT, Path(path) if path else None)
     if found:
         raise Exit("\n".join(f"error: {line}" for line in found), code=3)
@@ -193,7 +178,7 @@ def install(c: Context, dry_run: bool = False, only: str = "", stages: str = "")
     from ci import tools
     from ci.runner import Runner
 
-    with _errors(), Runner() as runner:
+    with task_errors(), Runner() as runner:
         names = _split(only)
         if stages:
             names = tools.for_stages(_split(stages) or [])
@@ -214,7 +199,7 @@ def hooks_install(c: Context, hook: str = "pre-commit", force: bool = False) -> 
     rewrites the working tree."""
     from ci import hooks
 
-    with _errors():
+    with task_errors():
         path = hooks.install(ROOT, hook, force=force)
     print(f"installed {path}")
 

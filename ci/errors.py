@@ -7,6 +7,9 @@ failures.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class PipelineError(Exception):
     """Base of every expected failure; `str(err)` is the one line shown."""
@@ -70,3 +73,20 @@ class BenchError(PipelineError):
     or run, or a benchmark left missing or partial machine-readable output."""
 
     exit_code = 8
+
+
+@contextmanager
+def task_errors() -> Iterator[None]:
+    """For invoke tasks: an expected failure becomes its one masked line and exit code,
+    never a traceback."""
+    try:
+        yield
+    except PipelineError as err:
+        import os
+
+        from invoke.exceptions import Exit
+
+        from ci.redact import Redactor, secrets_from_env
+
+        mask = Redactor(secrets_from_env(os.environ))
+        raise Exit(mask(f"error: {err}"), code=err.exit_code) from None

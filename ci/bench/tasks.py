@@ -7,14 +7,11 @@ The functions here are plain (settings in, message out) and tested directly;
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci import settings as settings_mod
-from ci.errors import ConfigError, HistoryError, NoHistoryYet, PipelineError
+from ci.errors import ConfigError, HistoryError, NoHistoryYet, task_errors
 from ci.result import atomic_write
 from ci.settings import Settings
 
@@ -111,19 +108,6 @@ def history_chart(
     )
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    from invoke.exceptions import Exit
-
-    try:
-        yield
-    except PipelineError as err:
-        from ci.redact import Redactor, secrets_from_env
-
-        mask = Redactor(secrets_from_env(os.environ))
-        raise Exit(mask(f"error: {err}"), code=err.exit_code) from None
-
-
 def collection(root: Path) -> Any:
     """The `bench` invoke collection: `invoke bench` runs the stage, `bench.history`
     draws the trend chart."""
@@ -167,7 +151,7 @@ def collection(root: Path) -> Any:
         limit: int = 200,
     ) -> None:
         """Draw a trend chart per benchmark (self-contained HTML), regressions marked."""
-        with _errors():
+        with task_errors():
             line = history_chart(
                 settings_mod.load(root),
                 Path(out) if out else None,

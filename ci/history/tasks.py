@@ -11,14 +11,13 @@ The functions here are plain (settings in, message out) and tested directly;
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ci import settings as settings_mod
-from ci.errors import HistoryError, NoHistoryYet, PipelineError
+from ci.errors import HistoryError, NoHistoryYet, PipelineError, task_errors
 from ci.history import open_store
 from ci.history.records import Deployment, StoredRun, utc_now
 from ci.result import atomic_write
@@ -157,16 +156,6 @@ def show_history(
     return f"{where}   (+ = uncommitted changes)\n" + text_table(RUN_HEADER, rows)
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    from invoke.exceptions import Exit
-
-    try:
-        yield
-    except PipelineError as err:
-        raise Exit(f"error: {err}", code=err.exit_code) from None
-
-
 def _require(flag: str, value: str) -> None:
     """A required file option (an option, not a positional: a positional would take `--help`)."""
     if not value:
@@ -187,7 +176,7 @@ def collection(root: Path) -> Any:
     )
     def export(c: Context, out: str = "", since_days: int = 0) -> None:
         """Export the history store as JSON lines (e.g. to keep as a CI cache/artifact)."""
-        with _errors():
+        with task_errors():
             _require("--out", out)
             print(export_history(settings_mod.load(root), Path(out), since_days=since_days))
 
@@ -199,7 +188,7 @@ def collection(root: Path) -> Any:
     )
     def import_(c: Context, path: str = "", missing_ok: bool = False) -> None:
         """Merge an export into the history store; importing it again adds nothing."""
-        with _errors():
+        with task_errors():
             _require("--path", path)
             print(import_history(settings_mod.load(root), Path(path), missing_ok=missing_ok))
 
@@ -215,7 +204,7 @@ def collection(root: Path) -> Any:
         c: Context, kind: str = "", branch: str = "", limit: int = 20, deployments: bool = False
     ) -> None:
         """Print the most recent runs (or deployments) in the history store."""
-        with _errors():
+        with task_errors():
             cfg = settings_mod.load(root)
             print(
                 show_history(
