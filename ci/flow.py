@@ -541,12 +541,10 @@ class Executor:
                 summary=f"not counted: {run.stop_reason} (stopped; it had started early)",
             )
             return self._settle(run, result, False, elapsed)
-        if any(n not in self.results for n in run.step.needs):
+        pending = [n for n in run.step.needs if n not in self.results]
+        if pending:
             self.held[run.step.name] = (run, code, elapsed)
-            self.say(
-                f"{run.step.name} ended; its verdict waits for "
-                + ", ".join(n for n in run.step.needs if n not in self.results)
-            )
+            self.say(f"{run.step.name} ended; its verdict waits for {', '.join(pending)}")
             return None
         return self._settle(run, *self._verdict(run, code, elapsed), elapsed)
 

@@ -6,8 +6,6 @@ is always stopped when the flow ends."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 from collections.abc import Collection
@@ -15,6 +13,7 @@ from pathlib import Path
 
 from ci.redact import secret_env_names
 from ci.result import StageResult
+from ci.runner import stop_group
 from ci.settings import Settings
 
 # The stages whose builds it does ahead, and the one whose failure makes it pointless.
@@ -67,13 +66,5 @@ class Prebuild:
         """Stop the build if it still runs (its partial output is harmless: cargo only
         keeps finished artifacts)."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        if proc is not None:
+            stop_group(proc, grace=10, signum=signal.SIGTERM)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from ci.console import Writer
 from ci.errors import ToolMissing
@@ -274,12 +274,17 @@ class Runner:
         pipe.close()
 
 
-def stop_group(proc: subprocess.Popen[str], grace: float = STOP_GRACE_S) -> None:
-    """Ask a child's process group to stop (SIGINT, as a terminal would), then kill it."""
+def stop_group(
+    proc: subprocess.Popen[Any],
+    grace: float = STOP_GRACE_S,
+    signum: signal.Signals = signal.SIGINT,
+) -> None:
+    """Ask a child's process group to stop (SIGINT, as a terminal would, unless `signum`
+    says otherwise), then kill it after `grace` seconds."""
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signum)
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -23,6 +22,7 @@ from ci.errors import ServiceError, WorkspaceError
 from ci.interrupts import shield
 from ci.parsers import json_lines
 from ci.release.version import find_crate
+from ci.runner import stop_group
 from ci.services import provision
 from ci.services.base import free_port
 from ci.stage import StageContext
@@ -168,16 +168,7 @@ def serve(
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)  # the service drains and exits on SIGTERM
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
+    stop_group(proc, grace=15, signum=signal.SIGTERM)  # the service drains on SIGTERM
 
 
 def generate(
