@@ -467,25 +467,31 @@ class Executor:
         """Give a stage that ended early its verdict once its needs have theirs: its own
         when they passed, blocked when one did not. `final`: the flow is ending."""
         for name, (run, code, elapsed) in list(self.held.items()):
-            bad = self._failed(run.step)
             pending = [n for n in run.step.needs if n not in self.results]
-            if not bad and pending and not final:
+            if not self._failed(run.step) and pending and not final:
                 continue
             del self.held[name]
-            own, is_file = self._verdict(run, code, elapsed)
-            if bad or pending:
-                status = Status.CANCELLED if self.signals or pending else Status.BLOCKED
-                why = self._why(bad) if bad else f"{', '.join(pending)} without a verdict"
-                blocked = StageResult(
-                    name,
-                    status,
-                    elapsed,
-                    run.step.budget_s,
-                    summary=f"not counted: needs {why} (it ran early: {own.status.value})",
-                )
-                self._settle(run, blocked, False, elapsed)
-            else:
-                self._after(self._settle(run, own, is_file, elapsed))
+            self._after(self._conclude(run, code, elapsed))
+
+    def _conclude(self, run: _Running, code: int | None, elapsed: float) -> StageResult:
+        """Settle a stage that has ended: its own verdict when every need passed; set
+        aside (blocked, or cancelled when a need never got a verdict) when one did not,
+        also when that need failed in the very poll the stage ended in."""
+        own, is_file = self._verdict(run, code, elapsed)
+        bad = self._failed(run.step)
+        pending = [n for n in run.step.needs if n not in self.results]
+        if not bad and not pending:
+            return self._settle(run, own, is_file, elapsed)
+        status = Status.CANCELLED if self.signals or pending else Status.BLOCKED
+        why = self._why(bad) if bad else f"{', '.join(pending)} without a verdict"
+        aside = StageResult(
+            run.step.name,
+            status,
+            elapsed,
+            run.step.budget_s,
+            summary=f"not counted: needs {why} (it ran early: {own.status.value})",
+        )
+        return self._settle(run, aside, False, elapsed)
 
     def _start(self, step: Step) -> None:
         console = self.out_dir / f"{step.name}.console.log"
@@ -546,7 +552,7 @@ class Executor:
             self.held[run.step.name] = (run, code, elapsed)
             self.say(f"{run.step.name} ended; its verdict waits for {', '.join(pending)}")
             return None
-        return self._settle(run, *self._verdict(run, code, elapsed), elapsed)
+        return self._conclude(run, code, elapsed)
 
     def _verdict(self, run: _Running, code: int | None, elapsed: float) -> tuple[StageResult, bool]:
         """What the stage wrote itself if that is a verdict (a cancel that raced with its

@@ -547,3 +547,17 @@ def test_interrupt_while_an_early_verdict_is_held_cancels_it(tmp_path: Path) -> 
         "not counted: needs unit cancelled (it ran early: passed)"
     )
     assert code == 130
+
+
+def test_need_failing_in_the_same_poll_the_early_stage_ends_sets_its_run_aside(
+    tmp_path: Path,
+) -> None:
+    # unit started beside lint and both end at the same moment: lint's failure is seen
+    # first in that poll, so unit's own pass must not count
+    steps = [Step("lint", (), True, 60), Step("unit", ("lint",), True, 120, starts_after=())]
+    scripts = {"lint": Script(1.0, "failed"), "unit": Script(1.0)}
+    _, _, results, code = run(tmp_path, scripts, steps)
+    assert status(results) == {"lint": "failed", "unit": "blocked"}
+    assert results["unit"].summary == "not counted: needs lint failed (it ran early: passed)"
+    assert read_result(tmp_path, "unit").status is Status.BLOCKED
+    assert code == 1
