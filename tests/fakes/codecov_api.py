@@ -30,7 +30,7 @@ import sys
 import threading
 import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -39,6 +39,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `fakes` importable
 
 from fakes.github_api import Request, Response
+from fakes.server import LocalServer
 
 SERVICES = {"github", "gitlab", "bitbucket", "github_enterprise", "gitlab_enterprise"}
 UPLOAD = re.compile(r"/upload/(?P<service>[^/]+)/(?P<slug>[^/]+)/upload-coverage")
@@ -63,7 +64,7 @@ def decode_slug(encoded: str) -> str:
     return "/".join([*owner.split(":::"), repo]) if owner else ""
 
 
-class FakeCodecov:
+class FakeCodecov(LocalServer):
     """The server. `url` is what `[tool.pipeline.coverage.codecov] url` is set to."""
 
     def __init__(
@@ -76,24 +77,11 @@ class FakeCodecov:
         self.failures: list[tuple[str, re.Pattern[str], int, int]] = []
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread: threading.Thread | None = None
+        self._listen(self._handler_class())
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeCodecov:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.base_url
 
     def fail(self, method: str, path: str, status: int, *, times: int = 1) -> None:
         """Answer the next `times` requests of `method` whose path matches the regex

@@ -31,10 +31,15 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `fakes` importable
+
+from fakes.server import LocalServer
 
 Json = dict[str, Any]
 
@@ -108,7 +113,7 @@ Handler = Callable[["FakeGitHub", Request, dict[str, str]], Response]
 REPO = r"/repos/(?P<repo>[^/]+/[^/]+)"
 
 
-class FakeGitHub:
+class FakeGitHub(LocalServer):
     """The server. `url` is the API base URL to configure the client with."""
 
     def __init__(
@@ -125,8 +130,7 @@ class FakeGitHub:
         self.asset_digests = True  # GitHub reports "digest": "sha256:..." on assets
         self.page_size_cap = 100
         self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread: threading.Thread | None = None
+        self._listen(self._handler_class())
         from fakes import github_deployments, github_issues, github_releases
 
         github_releases.register(self)  # more API areas register alike
@@ -136,25 +140,7 @@ class FakeGitHub:
     # ---- lifecycle -------------------------------------------------------------------
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeGitHub:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.base_url
 
     # ---- extension points ------------------------------------------------------------
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
@@ -287,5 +273,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `fakes` importable
     main()

@@ -18,8 +18,14 @@ import secrets
 import sys
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `fakes` importable
+
+from fakes.server import LocalServer
 
 
 @dataclass
@@ -32,7 +38,7 @@ class Delivery:
 
 
 @dataclass
-class FakeSlack:
+class FakeSlack(LocalServer):
     """The server. `url` is the webhook URL (its last segment is the secret)."""
 
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(18))
@@ -43,30 +49,11 @@ class FakeSlack:
     def __post_init__(self) -> None:
         self.path = f"/services/T0PIPELINE/B0STAGING/{self.secret}"
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread: threading.Thread | None = None
+        self._listen(self._handler_class())
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{self.path}"
-
-    def start(self) -> FakeSlack:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.base_url + self.path
 
     def fail(self, *statuses: int) -> None:
         """Answer the next requests with these statuses (e.g. 500, 429), then normally."""
@@ -127,4 +114,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
