@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,15 @@ def unpack_real_advisory_db(dest: Path) -> Path:
         capture_output=True,
     )
     return dest
+
+
+def docker_problem() -> str | None:
+    """None when a Docker engine answers, else why not (bounded: a hung daemon socket
+    must not hang test collection)."""
+    if shutil.which("docker") is None:
+        return "no docker CLI on PATH"
+    try:
+        proc = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "`docker info` did not answer within 20s"
+    return None if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["?"])[-1]

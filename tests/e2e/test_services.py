@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, run_nox
+from helpers import ROOT, docker_problem, run_nox
 
 from ci import settings
 from ci.errors import ServiceError
@@ -88,18 +88,6 @@ def test_docker_only_without_image_says_why() -> None:
         ServiceError, match=r"docker: image\(s\) not present: pipeline-test/no-such"
     ):
         choose_backend(s, specs_from_settings(s, ["redis"]))
-
-
-def docker_problem() -> str | None:
-    """None when a Docker engine answers, else why not (bounded: a hung daemon socket
-    must not hang test collection)."""
-    if shutil.which("docker") is None:
-        return "no docker CLI on PATH"
-    try:
-        proc = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=20)
-    except subprocess.TimeoutExpired:
-        return "`docker info` did not answer within 20s"
-    return None if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["?"])[-1]
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fakes.slack_webhook import FakeSlack
-from helpers import ROOT
+from helpers import docker_problem, run_invoke
 
 from ci.runner import Runner
 from deploy import engine
@@ -26,17 +24,6 @@ from deploy.registry import DistributionRegistry, LocalRegistry
 from .sshd import Sshd, free_port
 
 REGISTRY_USER = "deployer"
-
-
-def docker_problem() -> str | None:
-    """None when a Docker engine answers, else why not (bounded)."""
-    if shutil.which("docker") is None:
-        return "no docker CLI on PATH"
-    try:
-        proc = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=20)
-    except subprocess.TimeoutExpired:
-        return "`docker info` did not answer within 20s"
-    return None if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["?"])[-1]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -173,15 +160,7 @@ class Staging:
 
     def deploy(self, env: dict[str, str], *args: str, timeout: float = 900):
         """`invoke deploy.staging <args>` from the project root."""
-        return subprocess.run(
-            [sys.executable, "-m", "invoke", "deploy.staging", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_invoke(["deploy.staging", *args], env, timeout=timeout)
 
     def secrets(self, slack: FakeSlack | None = None) -> list[str]:
         lines = [
