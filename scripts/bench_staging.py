@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from e2e.deploy.cleanup import compose_down, remove_images  # noqa: E402
 from e2e.deploy.sshd import Sshd, free_port  # noqa: E402
 
 from ci.settings import load  # noqa: E402
@@ -57,27 +58,6 @@ def deploy(env: dict[str, str], manifest: Path, out: Path) -> dict[str, float]:
     times = {c["name"]: float(c["duration_s"]) for c in result["checks"]}
     times["total"] = float(result["duration_s"])
     return times
-
-
-def compose_down(project: str) -> None:
-    label = f"label=com.docker.compose.project={project}"
-    for ls, rm in (
-        (["docker", "ps", "-aq"], ["docker", "rm", "-f", "-v"]),
-        (["docker", "network", "ls", "-q"], ["docker", "network", "rm"]),
-        (["docker", "volume", "ls", "-q"], ["docker", "volume", "rm"]),
-    ):
-        ids = subprocess.run([*ls, "--filter", label], capture_output=True, text=True).stdout
-        if ids.split():
-            subprocess.run([*rm, *ids.split()], capture_output=True, check=False)
-
-
-def remove_images(prefix: str) -> None:
-    names = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
-    ).stdout.split()
-    mine = [n for n in names if n.startswith(prefix)]
-    if mine:
-        subprocess.run(["docker", "rmi", "--no-prune", *mine], capture_output=True, check=False)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from deploy import engine
 from deploy.config import RegistryTarget
 from deploy.registry import DistributionRegistry, LocalRegistry
 
+from .cleanup import compose_down, remove_images
 from .sshd import Sshd, free_port
 
 REGISTRY_USER = "deployer"
@@ -66,19 +67,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         remove_images(f"{address}/")
 
 
-def remove_images(prefix: str) -> None:
-    """Remove every image name starting with `prefix` (what a test pushed)."""
-    out = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    names = [n for n in out if n.startswith(prefix)]
-    if names:
-        subprocess.run(["docker", "rmi", "--no-prune", *names], capture_output=True, check=False)
-
-
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     server = Sshd(tmp_path_factory.mktemp("sshd")).start()
@@ -92,27 +80,6 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack() as server:
         yield server
-
-
-def compose_down(project: str) -> None:
-    """Remove a compose project's containers, networks and volumes (by its labels)."""
-    label = f"label=com.docker.compose.project={project}"
-    for ls, rm in (
-        (["docker", "ps", "-aq"], ["docker", "rm", "-f", "-v"]),
-        (["docker", "network", "ls", "-q"], ["docker", "network", "rm"]),
-        (["docker", "volume", "ls", "-q"], ["docker", "volume", "rm"]),
-    ):
-        found = subprocess.run([*ls, "--filter", label], capture_output=True, text=True)
-        if found.stdout.split():
-            subprocess.run([*rm, *found.stdout.split()], capture_output=True, check=False)
-
-
-def containers(project: str) -> list[str]:
-    label = f"label=com.docker.compose.project={project}"
-    out = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=False
-    )
-    return out.stdout.split()
 
 
 class Staging:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import REGISTRY_USER, Staging, containers, remove_images
+from .cleanup import containers, remove_images
+from .conftest import REGISTRY_USER, Staging
 from .sshd import free_port
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -24,7 +24,8 @@ from ci import settings as settings_mod
 from ci.services.base import port_in_use
 from deploy.record import promotion_verdict
 
-from .conftest import Staging, containers, remove_images
+from .cleanup import containers, remove_images
+from .conftest import Staging
 from .sshd import free_port
 
 
