@@ -460,8 +460,7 @@ class Executor:
         for run in self.running.values():
             bad = self._failed(run.step)
             if bad and run.stop_status is not Status.BLOCKED:
-                run.stop_reason = ""  # this reason wins over a cancel already asked for
-                self._stop(run, f"needs {self._why(bad)}", Status.BLOCKED)
+                self._stop(run, f"needs {self._why(bad)}", Status.BLOCKED, relabel=True)
 
     def _settle_held(self, final: bool = False) -> None:
         """Give a stage that ended early its verdict once its needs have theirs: its own
@@ -515,8 +514,12 @@ class Executor:
                 Status.TIMEOUT,
             )
 
-    def _stop(self, run: _Running, reason: str, status: Status) -> None:
+    def _stop(self, run: _Running, reason: str, status: Status, *, relabel: bool = False) -> None:
+        """Ask a running stage to stop, once. `relabel`: when it is stopping already,
+        this reason and status replace the earlier ones (no second interrupt)."""
         if run.stop_reason:
+            if relabel:
+                run.stop_reason, run.stop_status = reason, status
             return
         run.stop_reason, run.stop_status, run.stop_at = reason, status, self.clock()
         run.handle.interrupt()
