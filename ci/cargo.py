@@ -1,20 +1,21 @@
-"""Cargo helpers shared by the test stages: workspace metadata and nextest with JUnit."""
+"""Cargo helpers shared by the stages, release and deploy: workspace metadata, the crate
+that owns a binary, and nextest with JUnit."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ci import tools
+from ci.contract import Clock, StageContext
 from ci.errors import WorkspaceError
 from ci.parsers import TestCase, json_lines, junit_xml, parse_junit, parse_libtest
 from ci.redact import mask_xml
 from ci.result import Finding, Status, atomic_write
 from ci.runner import CommandResult
-from ci.stage import Clock, StageContext
 
 NEXTEST_PROFILE = "pipeline"
 
@@ -272,3 +273,65 @@ def count(cases: Sequence[TestCase]) -> str:
     f = sum(c.status == "failed" for c in cases)
     s = sum(c.status == "skipped" for c in cases)
     return f"{p} passed, {f} failed, {s} skipped"
+
+
+@dataclass(frozen=True)
+class Crate:
+    """The workspace member that owns the release binary."""
+
+    name: str
+    version: str
+    manifest: Path
+    binary: str
+    license: str | None = None
+    license_file: Path | None = None
+    readme: Path | None = None
+
+    @property
+    def dir(self) -> Path:
+        """The crate's folder (where its Cargo.toml is)."""
+        return self.manifest.parent
+
+
+def _optional_path(base: Path, value: object) -> Path | None:
+    return base / str(value) if value else None
+
+
+def find_crate(meta: Mapping[str, Any], binary: str) -> Crate:
+    """The workspace member with a `bin` target called `binary` (from `cargo metadata
+    --no-deps`). WorkspaceError when none or several have it."""
+    members = set(meta.get("workspace_members", []))
+    owners = []
+    for pkg in meta.get("packages", []):
+        if pkg.get("id") not in members:
+            continue
+        for target in pkg.get("targets", []):
+            if "bin" in target.get("kind", []) and target.get("name") == binary:
+                owners.append(pkg)
+    if not owners:
+        bins = sorted(
+            t["name"]
+            for p in meta.get("packages", [])
+            if p.get("id") in members
+            for t in p.get("targets", [])
+            if "bin" in t.get("kind", [])
+        )
+        known = f"; binaries in the workspace: {', '.join(bins)}" if bins else ""
+        raise WorkspaceError(
+            f"no workspace member has a binary named {binary!r} "
+            f"(set [tool.pipeline] binary or CIPIPE_BINARY){known}"
+        )
+    if len(owners) > 1:
+        names = ", ".join(sorted(p["name"] for p in owners))
+        raise WorkspaceError(f"several workspace members have a binary {binary!r}: {names}")
+    pkg = owners[0]
+    manifest = Path(pkg["manifest_path"])
+    return Crate(
+        name=pkg["name"],
+        version=pkg["version"],
+        manifest=manifest,
+        binary=binary,
+        license=pkg.get("license"),
+        license_file=_optional_path(manifest.parent, pkg.get("license_file")),
+        readme=_optional_path(manifest.parent, pkg.get("readme")),
+    )

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ci.contract import Clock
 from ci.interrupts import shield
 from ci.result import Status
 from ci.runner import Runner
-from ci.stage import Clock
 from deploy import compose, local_images
 from deploy.compose import ReleaseFiles, Running, crash_reason, last_log_line, parse_env
 from deploy.config import StagingConfig

@@ -31,12 +31,12 @@ def staging(
     to `<output_dir>/staging.json` in every case."""
     from ci import settings as settings_mod
     from ci.console import AddMask, masked_stdio
+    from ci.contract import EXIT_INTERNAL, Clock
     from ci.errors import Interrupted, PipelineError
     from ci.interrupts import Interrupts
     from ci.redact import Redactor, secrets_from_env
     from ci.result import Status, write_result
     from ci.runner import Runner
-    from ci.stage import EXIT_INTERNAL, Clock
 
     env = dict(os.environ if env is None else env)
     redactor = Redactor(secrets_from_env(env))

@@ -19,8 +19,8 @@ from pathlib import Path
 from ci.bench import criterion, gungraun
 from ci.bench.targets import BenchTarget, build_args, executables
 from ci.cargo import first_error
+from ci.contract import StageContext
 from ci.errors import BenchError, GateFailed
-from ci.stage import StageContext
 
 PEAK_RSS = Path(__file__).with_name("peak_rss.py")
 

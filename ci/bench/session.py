@@ -13,8 +13,8 @@ from ci.bench.compare import INSTRUCTIONS, Row, fmt_percent, fmt_value, row, unk
 from ci.bench.config import BenchConfig
 from ci.bench.measure import Side
 from ci.bench.targets import CRITERION, GUNGRAUN, BenchTarget
+from ci.contract import StageContext
 from ci.errors import ConfigError
-from ci.stage import StageContext
 
 
 def harness_of(mode: str) -> str:

@@ -27,8 +27,8 @@ import requests
 
 from ci.coverage.config import CodecovConfig
 from ci.errors import PipelineError
-from ci.release.github import classify
-from ci.release.retry import Backoff, retrying
+from ci.github.client import classify
+from ci.github.retry import Backoff, retrying
 
 CLIENT = "rust-trading-pipeline"
 _PR_REF = re.compile(r"^refs/pull/(\d+)/merge$")

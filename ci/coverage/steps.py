@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from ci.contract import Clock, StageContext
 from ci.coverage import baseline as history
 from ci.coverage import tarpaulin
 from ci.coverage.cobertura import CoverageReport, show
@@ -27,7 +28,6 @@ from ci.errors import HistoryError, NoHistoryYet
 from ci.history import RunInfo, open_store
 from ci.redact import mask_xml
 from ci.result import Finding, Status, atomic_write
-from ci.stage import Clock, StageContext
 
 
 def _check(clock: Clock, gate: Gate) -> None:

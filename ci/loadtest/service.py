@@ -17,15 +17,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci.cargo import metadata
+from ci.cargo import find_crate, metadata
+from ci.contract import StageContext
 from ci.errors import ServiceError, WorkspaceError
 from ci.interrupts import shield
 from ci.parsers import json_lines
-from ci.release.version import find_crate
 from ci.runner import stop_group
 from ci.services import provision
 from ci.services.base import free_port
-from ci.stage import StageContext
 
 
 @dataclass(frozen=True)

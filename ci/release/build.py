@@ -17,10 +17,10 @@ from pathlib import Path
 
 from ci import tools
 from ci.cargo import first_error
+from ci.contract import StageContext
 from ci.errors import ToolMissing
 from ci.release.errors import BuildFailed, PreconditionFailed
 from ci.runner import Runner, which
-from ci.stage import StageContext
 
 STRIP_CHOICES = ("symbols", "debuginfo", "none")
 AUDITABLE = "cargo-auditable"

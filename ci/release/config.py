@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ci.github.client import DEFAULT_API
+from ci.github.retry import Backoff
 from ci.release.build import STRIP_CHOICES
-from ci.release.github import DEFAULT_API
-from ci.release.retry import Backoff
 from ci.settings import Settings
 
 TOKEN_ENV = "GITHUB_TOKEN"

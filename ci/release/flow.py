@@ -17,18 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from ci import cargo, tools
+from ci.cargo import find_crate
+from ci.contract import StageContext
 from ci.release import build, package
 from ci.release.checksums import SUMS_NAME, format_sums, sha256_file
 from ci.release.config import Options, ReleaseConfig
 from ci.release.errors import BuildFailed, PreconditionFailed
-from ci.release.github import GitHub
+from ci.release.github import GitHubReleases
 from ci.release.manifest import MANIFEST_SCHEMA, record_release, write_manifest
 from ci.release.plan import Facts, Plan, make_plan, show
 from ci.release.publish import LocalAsset, Publisher
 from ci.release.repo import read_state
-from ci.release.version import find_crate, parse_tag
+from ci.release.version import parse_tag
 from ci.result import atomic_write
-from ci.stage import StageContext
 
 
 def gather(ctx: StageContext, opts: Options, cfg: ReleaseConfig) -> Facts:
@@ -181,7 +182,7 @@ def publish(
     cfg: ReleaseConfig,
     manifest: dict[str, Any],
     say: Callable[[str], None],
-    client: GitHub | None = None,
+    client: GitHubReleases | None = None,
 ) -> dict[str, Any]:
     """Converge the GitHub release to this run's assets, verify it, record it in the
     manifest (rewritten atomically) and return the manifest."""
@@ -192,7 +193,7 @@ def publish(
         archive["name"], plan.archive, archive["size"], archive["sha256"], fmt.content_type
     )
     start = time.monotonic()
-    client = client or GitHub(
+    client = client or GitHubReleases(
         cfg.api_url, cfg.repository, cfg.token, backoff=cfg.backoff, timeout=cfg.timeout, say=say
     )
     try:

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci.cargo import Crate
 from ci.release import package
 from ci.release.build import BuildSpec
 from ci.release.checksums import SUMS_NAME
 from ci.release.config import Options, ReleaseConfig
 from ci.release.manifest import MANIFEST_NAME
 from ci.release.repo import GitState, problems, source_date_epoch
-from ci.release.version import Crate, Tag, version_problem
+from ci.release.version import Tag, version_problem
 
 _LICENCE_PREFIXES = ("LICENSE", "LICENCE", "COPYING")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from ci.release.checksums import SUMS_NAME, format_sums, merge, parse_sums, sha256_bytes
 from ci.release.errors import PublishError, VerifyFailed
-from ci.release.github import GitHub
+from ci.release.github import GitHubReleases
 
 MAX_ROUNDS = 6
 Json = dict[str, Any]
@@ -144,7 +144,7 @@ class Publisher:
 
     def __init__(
         self,
-        client: GitHub,
+        client: GitHubReleases,
         conflict: str,
         say: Callable[[str], None],
         pause: Callable[[int], None] | None = None,

@@ -37,6 +37,7 @@ def main(
     `error:` line on stderr, never a traceback; Ctrl-C and SIGTERM stop cleanly."""
     from ci import settings as settings_mod
     from ci.console import AddMask, masked_stdio
+    from ci.contract import StageContext
     from ci.errors import Interrupted, PipelineError
     from ci.interrupts import Interrupts
     from ci.redact import Redactor, secrets_from_env
@@ -44,7 +45,6 @@ def main(
     from ci.release.flow import release
     from ci.release.version import parse_tag
     from ci.runner import Runner
-    from ci.stage import StageContext
 
     env = dict(os.environ if env is None else env)
     redactor = Redactor(secrets_from_env(env))

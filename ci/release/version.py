@@ -1,21 +1,19 @@
 """The release tag and the crate it releases.
 
 A tag is `v` + a semantic version (https://semver.org): `v1.2.3`, `v1.2.3-rc.1`,
-`v1.2.3+build.5`. The crate is the workspace member that owns the binary named by
-`[tool.pipeline] binary`, found in `cargo metadata --no-deps`; its version must equal
-the tag's. Everything here is pure: the facts come in, a verdict or a one-line reason
-with its fix goes out.
+`v1.2.3+build.5`. The crate (`ci.cargo.find_crate`) is the workspace member that owns
+the binary named by `[tool.pipeline] binary`; its version must equal the tag's.
+Everything here is pure: the facts come in, a verdict or a one-line reason with its
+fix goes out.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ci.errors import WorkspaceError
+from ci.cargo import Crate
 from ci.release.errors import PreconditionFailed
 
 _NUMBER = re.compile(r"^(0|[1-9][0-9]*)$")
@@ -87,68 +85,6 @@ def parse_tag(tag: str) -> Tag:
     build = _check_identifiers(text, "build metadata", build_text, False) if plus else ()
     major, minor, patch = (int(p) for p in parts)
     return Tag(name=text, version=text[1:], core=(major, minor, patch), pre=pre, build=build)
-
-
-@dataclass(frozen=True)
-class Crate:
-    """The workspace member that owns the release binary."""
-
-    name: str
-    version: str
-    manifest: Path
-    binary: str
-    license: str | None = None
-    license_file: Path | None = None
-    readme: Path | None = None
-
-    @property
-    def dir(self) -> Path:
-        """The crate's folder (where its Cargo.toml is)."""
-        return self.manifest.parent
-
-
-def _optional_path(base: Path, value: object) -> Path | None:
-    return base / str(value) if value else None
-
-
-def find_crate(meta: Mapping[str, Any], binary: str) -> Crate:
-    """The workspace member with a `bin` target called `binary` (from `cargo metadata
-    --no-deps`). WorkspaceError when none or several have it."""
-    members = set(meta.get("workspace_members", []))
-    owners = []
-    for pkg in meta.get("packages", []):
-        if pkg.get("id") not in members:
-            continue
-        for target in pkg.get("targets", []):
-            if "bin" in target.get("kind", []) and target.get("name") == binary:
-                owners.append(pkg)
-    if not owners:
-        bins = sorted(
-            t["name"]
-            for p in meta.get("packages", [])
-            if p.get("id") in members
-            for t in p.get("targets", [])
-            if "bin" in t.get("kind", [])
-        )
-        known = f"; binaries in the workspace: {', '.join(bins)}" if bins else ""
-        raise WorkspaceError(
-            f"no workspace member has a binary named {binary!r} "
-            f"(set [tool.pipeline] binary or CIPIPE_BINARY){known}"
-        )
-    if len(owners) > 1:
-        names = ", ".join(sorted(p["name"] for p in owners))
-        raise WorkspaceError(f"several workspace members have a binary {binary!r}: {names}")
-    pkg = owners[0]
-    manifest = Path(pkg["manifest_path"])
-    return Crate(
-        name=pkg["name"],
-        version=pkg["version"],
-        manifest=manifest,
-        binary=binary,
-        license=pkg.get("license"),
-        license_file=_optional_path(manifest.parent, pkg.get("license_file")),
-        readme=_optional_path(manifest.parent, pkg.get("readme")),
-    )
 
 
 def version_problem(tag: Tag, crate: Crate, workspace: Path) -> str | None:

@@ -18,8 +18,8 @@ from typing import Any
 
 import requests
 
-from ci.release.github import DEFAULT_API, GitHub
-from ci.release.retry import Backoff
+from ci.github.client import DEFAULT_API, GitHub
+from ci.github.retry import Backoff
 from ci.reports.errors import CommentError
 
 MAX_BODY = 65000  # GitHub refuses comment bodies over 65536 characters

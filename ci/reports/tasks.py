@@ -111,7 +111,7 @@ def _comment(
     settings: Settings, env: Mapping[str, str], say: Callable[[str], None]
 ) -> tuple[Callable[[str], str], Redactor]:
     """A function posting a body (checked up front: token, repository, PR number)."""
-    from ci.release.retry import Backoff
+    from ci.github.retry import Backoff
     from ci.reports.comment import Commenter, body_for, target_from
 
     cfg = settings.section("report")

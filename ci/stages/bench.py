@@ -20,12 +20,12 @@ from ci.bench.session import harness_of, measure_instructions, measure_wall
 from ci.bench.targets import bench_targets, gungraun_version
 from ci.bench.worktree import base_checkout
 from ci.cargo import metadata
+from ci.contract import Clock, StageContext
 from ci.errors import ConfigError, HistoryError, ToolMissing
 from ci.history import RunInfo, current_context
 from ci.result import Finding, StageResult, Status, atomic_write
 from ci.runner import which
 from ci.settings import Settings
-from ci.stage import Clock, StageContext
 
 
 def cache_inputs(settings: Settings) -> dict[str, str] | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ci import tools
 from ci.cargo import metadata, target_kinds
+from ci.contract import Clock, StageContext
 from ci.coverage import cobertura, tarpaulin
 from ci.coverage.config import CoverageConfig, load
 from ci.coverage.git import Git, choose_base
@@ -30,7 +31,6 @@ from ci.interrupts import shield
 from ci.result import Finding, StageResult, Status
 from ci.services import provision
 from ci.settings import Settings
-from ci.stage import Clock, StageContext
 from ci.stages.unit import seed_env
 
 

@@ -19,11 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from ci.cargo import count, test_findings
+from ci.contract import Clock, StageContext
 from ci.errors import ConfigError
 from ci.parsers import TestCase, parse_junit
 from ci.redact import mask_xml
 from ci.result import Finding, StageResult, Status, atomic_write
-from ci.stage import Clock, StageContext
 
 
 class _Parser(argparse.ArgumentParser):

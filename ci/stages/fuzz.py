@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci import tools
+from ci.contract import Clock, StageContext
 from ci.errors import ConfigError, ToolMissing, WorkspaceError
 from ci.history import Measurement
 from ci.result import Finding, StageResult, Status, atomic_write
-from ci.stage import Clock, StageContext
 from ci.stages.load import record
 
 _STAT = re.compile(r"^stat::(\w+):\s+(\d+)", re.M)

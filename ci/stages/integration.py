@@ -10,11 +10,11 @@ from contextlib import ExitStack
 
 from ci.cache import StageCache, affected
 from ci.cargo import metadata, run_tests_check, target_kinds
+from ci.contract import Clock, StageContext, commit, run_id
 from ci.result import StageResult, Status
 from ci.services import provision, specs_from_settings
 from ci.services.local import LocalBackend
 from ci.settings import Settings
-from ci.stage import Clock, StageContext, commit, run_id
 
 
 def cache_inputs(settings: Settings) -> dict[str, str]:

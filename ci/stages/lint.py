@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ci.contract import Clock, StageContext
 from ci.parsers import parse_cargo_messages, parse_fmt_check, relpath
 from ci.result import Finding, StageResult, Status
-from ci.stage import Clock, StageContext
 
 
 def run(ctx: StageContext) -> StageResult:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from ci.contract import Clock, StageContext
 from ci.errors import ConfigError, PipelineError, ServiceError
 from ci.history import Measurement, current_context, open_store
 from ci.loadtest import gates
 from ci.loadtest.service import build, generate, serve
 from ci.result import Finding, StageResult, Status, atomic_write
-from ci.stage import Clock, StageContext
 
 
 def _args(posargs: Sequence[str]) -> argparse.Namespace:

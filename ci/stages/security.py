@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci import tools
+from ci.contract import Clock, StageContext
 from ci.errors import ConfigError, ToolMissing, WorkspaceError
 from ci.result import CheckResult, Finding, StageResult, Status, atomic_write
 from ci.security import advisory_db, deps, sarif, secrets
 from ci.settings import Settings
-from ci.stage import Clock, StageContext
 
 CHECKS = ("advisories", "policy", "secrets")
 

@@ -13,12 +13,12 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from ci.contract import Clock, StageContext
 from ci.errors import ConfigError, ServiceError
 from ci.history import Measurement
 from ci.loadtest import gates
 from ci.loadtest.service import Running, build, generate, serve
 from ci.result import Finding, StageResult, Status, atomic_write
-from ci.stage import Clock, StageContext
 from ci.stages.load import measurements, record, thresholds
 
 

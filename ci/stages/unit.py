@@ -7,10 +7,10 @@ from pathlib import Path
 
 from ci.cache import StageCache, affected
 from ci.cargo import first_error, has_lib, metadata, run_tests_check
+from ci.contract import Clock, StageContext, commit, run_id
 from ci.errors import ConfigError
 from ci.parsers import TestCase, parse_libtest
 from ci.result import Finding, StageResult, Status
-from ci.stage import Clock, StageContext, commit, run_id
 
 
 def seed_env(ctx: StageContext) -> dict[str, str]:

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ci.errors import PipelineError
-from ci.release.github import GitHub
-from ci.release.retry import Backoff
+from ci.github.client import GitHub
+from ci.github.retry import Backoff
 from deploy.errors import PreconditionFailed
 from deploy.rollout.config import ProductionConfig
 

@@ -12,11 +12,11 @@ import pytest
 from fakes.github_api import FakeGitHub
 from fakes.github_releases import add_asset
 
+from ci.github.retry import Backoff
 from ci.release.checksums import format_sums, parse_sums
 from ci.release.errors import PublishError, VerifyFailed
-from ci.release.github import GitHub
+from ci.release.github import GitHubReleases as GitHub
 from ci.release.publish import LocalAsset, Publisher
-from ci.release.retry import Backoff
 
 TOKEN = "ghp_" + secrets.token_hex(18)  # made at run time: no secret in the source
 WRONG_TOKEN = "ghp_" + secrets.token_hex(18)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from ci.github.retry import Backoff, Verdict, retrying
 from ci.release.checksums import format_sums, merge, parse_sums, sha256_bytes, sha256_file
 from ci.release.errors import PublishError
-from ci.release.retry import Backoff, Verdict, retrying
 
 A = "a" * 64
 B = "B" * 64

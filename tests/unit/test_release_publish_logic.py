@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from ci.github.client import classify, explain
 from ci.release.checksums import format_sums
 from ci.release.errors import PublishError
-from ci.release.github import classify, explain
 from ci.release.publish import LocalAsset, api_digest, plan_round
 
 A = "a" * 64

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from ci.cargo import Crate, find_crate
 from ci.errors import WorkspaceError
 from ci.release.errors import PreconditionFailed
 from ci.release.repo import GitState, problems, source_date_epoch
-from ci.release.version import Crate, find_crate, parse_tag, version_problem
+from ci.release.version import parse_tag, version_problem
 
 HEAD = "a" * 40
 OTHER = "b" * 40

@@ -23,7 +23,7 @@ FAKE = textwrap.dedent(
     from ci.errors import GateFailed
     from ci.interrupts import shield
     from ci.result import Finding, StageResult, Status
-    from ci.stage import Clock
+    from ci.contract import Clock
 
     def ok(ctx):
         ctx.runner.say("working with " + os.environ["GITHUB_TOKEN"])
