@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -494,9 +495,23 @@ class Executor:
 
     def _start(self, step: Step) -> None:
         console = self.out_dir / f"{step.name}.console.log"
-        handle = self.launcher.start(step.name, console)
+        try:
+            handle = self.launcher.start(step.name, console)
+        except Exception as exc:  # a defect or a full disk: that stage's verdict, not ours
+            self._unstartable(step, console, exc)
+            return
         self.running[step.name] = _Running(step, handle, console, self.clock())
         self.display.started(step, console)
+
+    def _unstartable(self, step: Step, console: Path, exc: Exception) -> None:
+        """A stage whose launch raised: internal error, the traceback in its console
+        file, and the flow goes on (what needs it is blocked)."""
+        with contextlib.suppress(OSError):
+            console.write_text(self.redact("".join(traceback.format_exception(exc))))
+        text = (str(exc).strip().splitlines() or [""])[0]
+        why = f"internal error: could not start: {type(exc).__name__}: {text}".rstrip(": ")
+        self._record(step, Status.INTERNAL, f"{why} (traceback in {console})")
+        self._after(self.results[step.name])
 
     def _watch(self, run: _Running, now: float) -> None:
         """Hard limit, and kill after the grace period."""

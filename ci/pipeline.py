@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ci import report, settings
-from ci.cache import Entry, StageCache
+from ci.cache import Entry, ReplayFailed, StageCache
 from ci.console import MaskedStream
 from ci.errors import PipelineError
 from ci.flow import (
@@ -93,7 +93,8 @@ class _Replayed:
 
 class CachingLauncher:
     """Replays the stages whose inputs are unchanged (no process is started for them:
-    that is what makes a no-change run fast) and launches the others."""
+    that is what makes a no-change run fast) and launches the others, and those whose
+    replay fails (the entry was evicted since the lookup: the stage runs for real)."""
 
     def __init__(
         self,
@@ -102,15 +103,22 @@ class CachingLauncher:
         hits: dict[str, Entry],
         out_dir: Path,
         budget: Callable[[str], float],
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.inner, self.cache, self.hits = inner, cache, hits
-        self.out_dir, self.budget = out_dir, budget
+        self.out_dir, self.budget, self.redact = out_dir, budget, redact
 
     def start(self, name: str, console: Path) -> Handle:
         entry = self.hits.get(name)
         if entry is None:
             return self.inner.start(name, console)
-        self.cache.replay(entry, self.out_dir, self.budget(name), time.monotonic())
+        try:
+            self.cache.replay(
+                entry, self.out_dir, self.budget(name), time.monotonic(), redact=self.redact
+            )
+        except ReplayFailed as err:
+            self.cache.store.warn(f"cache: {err}; running {name}")
+            return self.inner.start(name, console)
         console.write_text(f"{name}: replayed from the stage cache (run of {entry.at})\n")
         return _Replayed()
 
@@ -176,7 +184,7 @@ def run_flow(
         cache, hits = cache_hits(cfg, steps, out)
         if cache is not None and hits:
             out.write(f"cache: replaying {', '.join(hits)} (inputs unchanged)\n")
-            launcher = CachingLauncher(launcher, cache, hits, cfg.out_dir, cfg.budget)
+            launcher = CachingLauncher(launcher, cache, hits, cfg.out_dir, cfg.budget, redactor)
         if Prebuild.wanted(cfg, [s.name for s in steps], hits):
             prebuild = Prebuild(cfg, env, cfg.out_dir / "prebuild.log")
             prebuild.start()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ci import settings as settings_mod
-from ci.cache import Inputs, StageCache
+from ci.cache import Inputs, ReplayFailed, StageCache
 from ci.console import AddMask, MaskedStream, masked_stdio
 from ci.contract import (
     EXIT_CANCELLED,
@@ -138,13 +138,19 @@ def execute(
             cache = StageCache.open(settings, runner.say) if spec.cache else None
             inputs = cache.inputs(spec) if cache is not None else None
             entry = cache.lookup(name, inputs) if cache and inputs and not posargs else None
+            result: StageResult | None = None
             if cache is not None and entry is not None:
-                result = cache.replay(entry, out_dir, budget, start, write_log=False)
-                runner.say(
-                    f"cached: replayed the green result of {entry.at} (run {entry.run_id}); "
-                    "every input is unchanged"
-                )
-            else:
+                try:
+                    result = cache.replay(
+                        entry, out_dir, budget, start, write_log=False, redact=redactor
+                    )
+                    runner.say(
+                        f"cached: replayed the green result of {entry.at} "
+                        f"(run {entry.run_id}); every input is unchanged"
+                    )
+                except ReplayFailed as err:
+                    runner.say(f"cache: {err}; running the stage")
+            if result is None:
                 if cache is not None and inputs is not None:
                     remember = inputs if not posargs else None  # a subset run is never cached
                     runner.say(f"cache: running ({cache.why_missed(name, inputs)})")

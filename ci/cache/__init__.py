@@ -15,16 +15,22 @@ import importlib
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ci.cache.inputs import Files, Inputs, Toolchain, stage_inputs, workspace_files
 from ci.cache.store import CacheStore, Entry
+from ci.redact import Redactor, mask_xml
 from ci.registry import StageSpec
 from ci.result import StageResult, Status, atomic_write, read_result, write_result
 from ci.settings import Settings
 
-__all__ = ["CacheStore", "Entry", "Inputs", "StageCache"]
+__all__ = ["CacheStore", "Entry", "Inputs", "ReplayFailed", "StageCache"]
+
+
+class ReplayFailed(Exception):
+    """A cached result could not be replayed (its entry went away since the lookup): the
+    stage must run instead. Never reaches the user as a traceback."""
 
 
 @dataclass
@@ -96,37 +102,53 @@ class StageCache:
         return "changed: " + ", ".join(changed) if changed else "evicted"
 
     def replay(
-        self, entry: Entry, out_dir: Path, budget: float, started: float, *, write_log: bool = True
+        self,
+        entry: Entry,
+        out_dir: Path,
+        budget: float,
+        started: float,
+        *,
+        write_log: bool = True,
+        redact: Callable[[str], str] | None = None,
     ) -> StageResult:
-        """Write the cached result (marked as such) and its artifacts to `out_dir`;
-        `write_log` also writes the stage log (when no runner owns it)."""
-        result = entry.result
+        """Write the cached result (marked as such) and its artifacts to `out_dir`,
+        masked with `redact` (the entry was masked with the secrets its own run knew);
+        `write_log` also writes the stage log (when no runner owns it). Raises
+        ReplayFailed, with no result written, when the entry is gone (evicted by another
+        run since the lookup): the caller runs the stage instead."""
+        result = replace(entry.result, artifacts={}, cached={})
         stage = result.stage
         restored: dict[str, str] = {}
         target = out_dir / stage
-        for name, src in entry.artifacts.items():
-            target.mkdir(parents=True, exist_ok=True)
-            dest = target / Path(result.artifacts.get(name, src.name)).name
-            shutil.copy2(src, dest)
-            restored[name] = str(dest)
-        log = out_dir / f"{stage}.log"
-        if write_log:
-            atomic_write(
-                log,
-                f"replayed from the stage cache: run {entry.run_id or '?'} at {entry.at} "
-                f"(commit {entry.commit[:12] or '?'}); its inputs are unchanged\n",
-            )
+        try:
+            for name, src in entry.artifacts.items():
+                target.mkdir(parents=True, exist_ok=True)
+                dest = target / Path(entry.result.artifacts.get(name, src.name)).name
+                _copy_masked(src, dest, redact)
+                restored[name] = str(dest)
+            log = out_dir / f"{stage}.log"
+            if write_log:
+                atomic_write(
+                    log,
+                    f"replayed from the stage cache: run {entry.run_id or '?'} at {entry.at} "
+                    f"(commit {entry.commit[:12] or '?'}); its inputs are unchanged\n",
+                )
+        except OSError as err:
+            raise ReplayFailed(
+                f"could not replay the cached {stage} result of {entry.at or '?'} "
+                f"({err.strerror or err}: an entry evicted since its lookup?)"
+            ) from err
         restored["log"] = str(log)
         result.artifacts = restored
         result.cached = {
             "run_id": entry.run_id,
             "at": entry.at,
             "commit": entry.commit,
-            "duration_s": f"{result.duration_s:.3f}",
+            "duration_s": f"{entry.result.duration_s:.3f}",
         }
         result.duration_s = round(time.monotonic() - started, 3)
         result.budget_s = budget
-        write_result(out_dir, result)
+        write_result(out_dir, result, redact)
         return result
 
     def remember(self, stage: str, inputs: Inputs, out_dir: Path, run_id: str, commit: str) -> None:
@@ -143,6 +165,24 @@ class StageCache:
         self.store.save(
             stage, inputs.key, data, inputs.parts, artifacts, run_id=run_id, commit=commit
         )
+
+
+def _copy_masked(src: Path, dest: Path, redact: Callable[[str], str] | None) -> None:
+    """Copy an artifact; a text one through `redact` (XML node by node, so it stays
+    well-formed), written via a temp file and rename."""
+    if redact is None:
+        shutil.copy2(src, dest)
+        return
+    try:
+        text = src.read_text(encoding="utf-8")
+    except UnicodeDecodeError:  # binary: nothing a mask could find
+        shutil.copy2(src, dest)
+        return
+    if dest.suffix == ".xml" and isinstance(redact, Redactor):
+        masked = mask_xml(text, redact)
+    else:
+        masked = redact(text)
+    atomic_write(dest, masked)
 
 
 def green(result: StageResult) -> bool:
