@@ -124,3 +124,14 @@ def docker_problem() -> str | None:
     except subprocess.TimeoutExpired:
         return "`docker info` did not answer within 20s"
     return None if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["?"])[-1]
+
+
+def stand_in_project(tmp_path: Path, monkeypatch, module: str, source: str) -> Path:
+    """A project for `ci.stage.execute` tests: stand-in stage functions importable as
+    `module`, and a one-package workspace `<tmp_path>/ws`; returns the workspace."""
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "Cargo.toml").write_text('[package]\nname = "x"\nversion = "0.1.0"\n')
+    return ws

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import stand_in_project
 
 from ci import stage as stage_mod
 from ci.cache import Entry, StageCache
@@ -52,11 +53,7 @@ def stored_entry(root: Path, summary: str = "fmt: formatted") -> CacheStore:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "replaystages.py").write_text(FAKE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "Cargo.toml").write_text('[package]\nname = "x"\nversion = "0.1.0"\n')
+    stand_in_project(tmp_path, monkeypatch, "replaystages", FAKE)
     # the inputs need git; the replay path under test does not
     monkeypatch.setattr(StageCache, "inputs", lambda self, spec: INPUTS)
     monkeypatch.setattr(stage_mod, "commit_of", lambda settings: "c0ffee")

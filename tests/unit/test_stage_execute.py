@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import stand_in_project
 
 from ci.registry import StageSpec
 from ci.stage import execute
@@ -69,11 +70,7 @@ FAKE = textwrap.dedent(
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "fakestages.py").write_text(FAKE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "Cargo.toml").write_text('[package]\nname = "x"\nversion = "0.1.0"\n')
+    stand_in_project(tmp_path, monkeypatch, "fakestages", FAKE)
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)  # the stand-ins read the process environment
     monkeypatch.setenv("MARKER", str(tmp_path / "marker"))
     return tmp_path
