@@ -67,8 +67,12 @@ class MaskedStream(io.TextIOBase):
             lines, self._partial = self._partial[: cut + 1], self._partial[cut + 1 :]
             self._emit(lines)
         if len(self._partial) > _PARTIAL_MAX:
-            self._emit(self._partial)
-            self._partial = ""
+            # A piece of a very long line goes out now, but never half a secret: the
+            # tail that could be the start of one waits for the rest of the line.
+            safe_cut = getattr(self.redact, "safe_cut", None)
+            cut = safe_cut(self._partial) if safe_cut else len(self._partial)
+            self._emit(self._partial[:cut])
+            self._partial = self._partial[cut:]
         return len(text)
 
     def _emit(self, text: str) -> None:

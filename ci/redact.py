@@ -122,18 +122,22 @@ def secret_env_names(env: Mapping[str, str], extra_names: Iterable[str] = ()) ->
 
 
 def variants(secret: str) -> set[str]:
-    """Every form of `secret` worth masking (see the module docstring)."""
-    forms = {secret}
-    forms.add(json.dumps(secret)[1:-1])
-    forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
-    forms.add(html.escape(secret, quote=True))
-    forms.add(html.escape(secret, quote=False))
-    forms.add(secret.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
-    forms.add(html.escape(secret).replace("&#x27;", "&apos;"))
-    forms.add(html.escape(secret).replace("&#x27;", "&#39;"))
-    forms.add(quote(secret, safe=""))
-    forms.add(quote_plus(secret, safe=""))
-    forms.add(shlex.quote(secret))
+    """Every form of `secret` worth masking (see the module docstring). A value with
+    surrounding whitespace (`API_TOKEN="value\n"`, a secret pasted with its newline) is
+    also masked bare: that is how a tool prints it and a file keeps it."""
+    forms: set[str] = set()
+    for value in {secret, secret.strip()}:
+        forms.add(value)
+        forms.add(json.dumps(value)[1:-1])
+        forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+        forms.add(html.escape(value, quote=True))
+        forms.add(html.escape(value, quote=False))
+        forms.add(value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+        forms.add(html.escape(value).replace("&#x27;", "&apos;"))
+        forms.add(html.escape(value).replace("&#x27;", "&#39;"))
+        forms.add(quote(value, safe=""))
+        forms.add(quote_plus(value, safe=""))
+        forms.add(shlex.quote(value))
     lines = [line.strip() for line in secret.splitlines()]
     if len(lines) > 1:
         forms.update(line for line in lines if len(line) >= MIN_SECRET_LEN)
@@ -180,6 +184,21 @@ class Redactor:
         if self._pattern is None or not text:
             return text
         return self._pattern.sub(MASK, text)
+
+    def safe_cut(self, text: str) -> int:
+        """Where `text`, the start of a stream that goes on, can be cut so that
+        `self(text[:cut])` is final: no secret form can start before the cut and
+        continue past it, neither inside `text` nor into what has not arrived yet.
+        Holds back at most the longest form's length (less one)."""
+        if self._pattern is None:
+            return len(text)
+        cut = max(0, len(text) - max(len(f) for f in self._forms) + 1)
+        for match in self._pattern.finditer(text):
+            if match.start() >= cut:
+                break
+            if match.end() > cut:  # a whole secret across the cut: cut before it
+                return match.start()
+        return cut
 
     def data(self, value: Any) -> Any:
         """A copy of JSON-like data with every string value masked (keys are kept)."""

@@ -142,7 +142,7 @@ def run(ctx: StageContext) -> StageResult:
                 chk.status = Status.ERROR
                 chk.summary = "the fuzzer ran no input (see the stage log)"
     markdown = ctx.artifacts_dir / "fuzz.md"
-    atomic_write(markdown, _markdown(outcomes, seconds))
+    atomic_write(markdown, ctx.runner.redact(_markdown(outcomes, seconds)))  # panics quote input
     values = [
         Measurement("fuzz", f"{o.target}.execs_per_s", o.execs_per_s, "exec/s") for o in outcomes
     ]

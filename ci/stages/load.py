@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from ci.contract import Clock, StageContext
 from ci.errors import ConfigError, PipelineError, ServiceError
@@ -97,11 +98,20 @@ def run(ctx: StageContext) -> StageResult:
         chk.status = Status.FAILED if found else Status.PASSED
         chk.summary = result.describe()
         clock.findings += found
-    markdown = ctx.artifacts_dir / "load.md"
-    atomic_write(markdown, _markdown(result, limits, found))
-    atomic_write(ctx.artifacts_dir / "load.json", _json(result))
+    markdown = write_report(ctx, result, limits, found)
     record(ctx, "load", chk.status.value, measurements("load", result))
     return clock.result(ctx.name, {"markdown": str(markdown)})
+
+
+def write_report(
+    ctx: StageContext, result: gates.LoadResult, limits: gates.Thresholds, found: list[Finding]
+) -> Path:
+    """Write `load.md` (the step summary's section) and `load.json` into the stage's
+    artifacts, masked: a finding's message may quote what the service or generator said."""
+    markdown = ctx.artifacts_dir / "load.md"
+    atomic_write(markdown, ctx.runner.redact(_markdown(result, limits, found)))
+    atomic_write(ctx.artifacts_dir / "load.json", ctx.runner.redact(_json(result)))
+    return markdown
 
 
 def _json(result: gates.LoadResult) -> str:

@@ -94,7 +94,7 @@ def run(ctx: StageContext) -> StageResult:
     if chk.status is not Status.PASSED:
         clock.findings.append(Finding("ramp", chk.summary, rule="sustainable-rate"))
     markdown = ctx.artifacts_dir / "stress.md"
-    atomic_write(markdown, _ramp_markdown(tried, results, best, limits))
+    atomic_write(markdown, ctx.runner.redact(_ramp_markdown(tried, results, best, limits)))
     values = [Measurement("stress", "sustainable_rate", best or 0.0, "req/s")]
     if best is not None:
         values += measurements("stress", results[best])

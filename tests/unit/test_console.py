@@ -74,3 +74,25 @@ def test_add_mask_on_the_terminal_when_the_stage_runs_directly() -> None:
     finally:
         os.close(read)
     assert got == f"::add-mask::{SECRET}\nusing ***\n"
+
+
+def test_a_secret_cut_by_the_long_line_flush_is_still_masked() -> None:
+    # no newline for 64 KiB: the stream flushes a piece; a secret across that cut
+    # must not go out in two unmasked halves
+    raw = io.StringIO()
+    out = MaskedStream(raw, Redactor([SECRET]))
+    filler = "x" * (65536 - 8)
+    out.write(filler + SECRET[:10])
+    out.write(SECRET[10:] + " end\n")
+    out.finish()
+    assert raw.getvalue() == filler + "*** end\n"
+    assert SECRET[:6] not in raw.getvalue() and SECRET[-6:] not in raw.getvalue()
+
+
+def test_a_long_line_without_secrets_is_still_flushed_in_pieces() -> None:
+    raw = io.StringIO()
+    out = MaskedStream(raw, Redactor([SECRET]))
+    out.write("y" * 200_000)
+    assert len(raw.getvalue()) >= 200_000 - len(SECRET)  # held back: at most a secret's length
+    out.finish()
+    assert raw.getvalue() == "y" * 200_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,22 @@ def test_soak_catches_memory_growth_and_latency_drift_not_spikes() -> None:
     assert drift.rule == "latency-drift" and "3.00 ms to 9.00 ms" in drift.message
     tiny = [result(p99_ms=0.4), result(p99_ms=1.5)]  # under the floor: no verdict on ratios
     assert gates.soak_findings(tiny, flat, limits) == []
+
+
+def test_the_load_report_masks_finding_messages(tmp_path: Path) -> None:
+    from ci.contract import StageContext
+    from ci.redact import Redactor
+    from ci.result import Finding
+    from ci.runner import Runner
+    from ci.settings import load
+    from ci.stages.load import write_report
+
+    secret = "pg-pass-PLANTED-42"
+    settings = load(tmp_path, {"CIPIPE_WORKSPACE": str(tmp_path)})
+    ctx = StageContext("load", settings, Runner(Redactor([secret]), echo=False))
+    result = gates.LoadResult(10, 9, 0, 1, 0, 1.0, 10, 10, 1.0, 2.0, 3.0, 4.0)
+    found = [Finding("load", f"errors from postgres://app:{secret}@db", rule="load-threshold")]
+    markdown = write_report(ctx, result, gates.Thresholds(p99_ms=10, error_rate=0.01), found)
+    text = markdown.read_text()
+    assert secret not in text and "postgres://app:***@db" in text
+    assert secret not in (ctx.artifacts_dir / "load.json").read_text()

@@ -166,3 +166,15 @@ def test_masked_junit_stays_well_formed_when_the_secret_is_a_tag_word() -> None:
     assert case.status == "failed" and case.name == "***_login"
     values = [v for e in root.iter() for v in e.attrib.values()]
     assert "test" not in "".join(root.itertext()) + "".join(values)
+
+
+@pytest.mark.parametrize("raw", ["tok-VALUE-123\n", "  tok-VALUE-123\t", "\ntok-VALUE-123\r\n"])
+def test_a_secret_with_surrounding_whitespace_is_masked_without_it(raw: str) -> None:
+    # API_TOKEN="tok-VALUE-123\n": the value a tool prints or a file keeps is the bare one
+    r = Redactor(secrets_from_env({"API_TOKEN": raw}))
+    assert (
+        r('{"summary": "saw tok-VALUE-123 in the header"}')
+        == '{"summary": "saw *** in the header"}'
+    )
+    assert r("url=tok-VALUE-123&x") == "url=***&x"
+    assert add_mask_lines(r.values) == ["::add-mask::tok-VALUE-123"]
