@@ -1,6 +1,7 @@
 """`invoke ci` runs in the history store: one run of kind "ci" per flow, one measurement
 per stage (suite "stage": its duration in seconds, with its status, budget and whether
-it blocks in `extra`). The metrics (average CI time) and the HTML report's duration
+it blocks in `extra`; a stage replayed from the cache also names the run it came from
+and that run's time). The metrics (average CI time) and the HTML report's duration
 charts read them back from there."""
 
 from __future__ import annotations
@@ -24,7 +25,17 @@ def measurements(results: Sequence[StageResult]) -> list[Measurement]:
             r.stage,
             round(r.duration_s, 3),
             "s",
-            {"status": r.status.value, "budget": r.budget_s, "blocking": r.blocking},
+            {
+                "status": r.status.value,
+                "budget": r.budget_s,
+                "blocking": r.blocking,
+                # replayed: the value is the replay's time; the run it came from took this
+                **(
+                    {"cached_from": r.cached.get("run_id", ""), "ran_s": r.earned_s}
+                    if r.cached
+                    else {}
+                ),
+            },
         )
         for r in results
     ]

@@ -30,13 +30,18 @@ def mark(r: StageResult) -> str:
     return _MARK[r.status] + (" (cached)" if r.cached else "")
 
 
-def _duration(r: StageResult) -> str:
+def duration(r: StageResult) -> str:
+    """`12.3s / 60s` (`!` past the budget); a replayed stage: `cached, ran 12.3s / 60s`,
+    the time of the run it came from (the replay itself takes milliseconds)."""
+    if r.cached:
+        flag = " !" if r.earned_s > r.budget_s else ""
+        return f"cached, ran {r.earned_s:.1f}s / {r.budget_s:.0f}s{flag}"
     flag = " !" if r.over_budget else ""
-    then = f" (ran {float(r.cached['duration_s']):.1f}s)" if r.cached.get("duration_s") else ""
-    return f"{r.duration_s:.1f}s / {r.budget_s:.0f}s{flag}{then}"
+    return f"{r.duration_s:.1f}s / {r.budget_s:.0f}s{flag}"
 
 
-def _summary(r: StageResult) -> str:
+def summary(r: StageResult) -> str:
+    """The stage's summary; a replayed one's says the run and time it came from."""
     if not r.cached:
         return r.summary
     origin = f"cached from run {r.cached.get('run_id') or '?'} at {r.cached.get('at', '?')}"
@@ -56,9 +61,9 @@ def table(results: Sequence[StageResult]) -> str:
         (
             r.stage + ("" if r.blocking else " (advisory)"),
             mark(r),
-            _duration(r),
+            duration(r),
             _findings(r),
-            _first_line(_summary(r), 70),
+            _first_line(summary(r), 70),
         )
         for r in results
     ]
@@ -82,8 +87,8 @@ def markdown(results: Sequence[StageResult], *, title: str = "Pipeline") -> str:
     out = [f"## {title}: {'passed' if ok else 'failed'}", ""]
     out += ["| stage | status | time / budget | findings | summary |", "|---|---|---|---|---|"]
     for r in results:
-        summary = _first_line(_summary(r), 120).replace("|", "\\|")
-        out.append(f"| {r.stage} | {mark(r)} | {_duration(r)} | {_findings(r)} | {summary} |")
+        text = _first_line(summary(r), 120).replace("|", "\\|")
+        out.append(f"| {r.stage} | {mark(r)} | {duration(r)} | {_findings(r)} | {text} |")
     details = [(r, f) for r in results for f in r.findings if f.severity == "error"]
     if details:
         out += ["", "### Findings", ""]

@@ -115,6 +115,15 @@ class StageResult:
     def over_budget(self) -> bool:
         return self.duration_s > self.budget_s
 
+    @property
+    def earned_s(self) -> float:
+        """How long the run that reached this verdict took: for a result replayed from the
+        stage cache, the original run's time (its own is only the replay's)."""
+        try:
+            return float(self.cached["duration_s"]) if self.cached else self.duration_s
+        except (KeyError, ValueError):
+            return self.duration_s
+
     def masked(self, redact: Callable[[str], str]) -> StageResult:
         """A copy whose free text (summaries, finding messages and locations) is masked.
         Structural fields (stage, status, counts, check names, severities) are never

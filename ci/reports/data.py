@@ -81,7 +81,7 @@ def stage_series(history: History) -> dict[str, list[Point]]:
     for rec in history.ci:
         for m in rec.values:
             status = str(m.extra.get("status", ""))
-            label = f"{rec.label()} {status}"
+            label = f"{rec.label()} {status}" + (" (cached)" if "cached_from" in m.extra else "")
             flag = status not in ("passed", "skipped", "")
             series[m.name].append(Point(rec.at, m.value, label, flag))
     return dict(series)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
+from ci import report
 from ci.reports import svg
 from ci.reports.data import History, bench_series, ci_time_series, coverage_series, stage_series
 from ci.reports.metrics import NO_DATA, Metric
@@ -57,13 +58,14 @@ def _gates(results: Sequence[StageResult]) -> str:
     rows = []
     for r in results:
         errors = sum(f.severity == "error" for f in r.findings)
+        over = r.earned_s > r.budget_s
         rows.append(
             [
                 (r.stage + ("" if r.blocking else " (advisory)"), ""),
-                (r.status.value, f"s-{r.status.value}"),
-                (f"{r.duration_s:.1f}s / {r.budget_s:.0f}s", "s-missed" if r.over_budget else ""),
+                (r.status.value + (" (cached)" if r.cached else ""), f"s-{r.status.value}"),
+                (report.duration(r), "s-missed" if over else ""),
                 (str(errors), ""),
-                ((r.summary.strip().splitlines() or [""])[0][:160], ""),
+                ((report.summary(r).strip().splitlines() or [""])[0][:160], ""),
             ]
         )
     return _table(("stage", "status", "time / budget", "findings", "summary"), rows)
@@ -114,7 +116,9 @@ def render(
     """The whole page."""
     ok = all(r.status.ok or not r.blocking for r in results)
     verdict = "passed" if ok else "failed"
-    bars = [svg.Bar(r.stage, r.duration_s, r.budget_s, r.status.value) for r in results]
+    bars = [
+        svg.Bar(r.stage, r.earned_s, r.budget_s, r.status.value, bool(r.cached)) for r in results
+    ]
     ci_points = ci_time_series(history)
     stages = stage_series(history)
     bench, bench_unit = bench_series(history)

@@ -42,6 +42,7 @@ class Bar:
     value: float
     budget: float
     status: str
+    cached: bool = False  # replayed: `value` is the original run's time, drawn hatched
 
 
 @dataclass(frozen=True)
@@ -107,17 +108,22 @@ def durations(bars: Sequence[Bar], unit: str = "s") -> str:
         colour = STATUS_COLOURS.get(b.status, "#64748b")
         stroke = ' stroke="#dc2626" stroke-width="2"' if over else ""
         tip = f"{b.label}: {_num(b.value)} {unit} of {_num(b.budget)} {unit} budget ({b.status})"
+        kind, note = "bar", " (over budget)" if over else ""
+        if b.cached:  # its verdict is an earlier run's: that run's time, hatched
+            kind, note = "bar cached", note + " (cached)"
+            stroke += ' fill-opacity="0.45" stroke-dasharray="4 2" stroke="#475569"'
+            tip = f"{b.label}: replayed from the cache; {tip.split(': ', 1)[1]} when it ran"
         body += [
             f'<text x="{left - 8}" y="{y + 15}" text-anchor="end" class="label">'
             f"{escape(b.label)}</text>",
-            f'<rect class="bar" data-value="{b.value}" x="{left}" y="{y}" width="{w:.1f}" '
+            f'<rect class="{kind}" data-value="{b.value}" x="{left}" y="{y}" width="{w:.1f}" '
             f'height="{row - 8}" fill="{colour}"{stroke}><title>{escape(tip)}</title></rect>',
             f'<line class="budget" x1="{left + b.budget * scale:.1f}" y1="{y - 3}" '
             f'x2="{left + b.budget * scale:.1f}" y2="{y + row - 5}" stroke="#111827" '
             f'stroke-width="2" stroke-dasharray="3 2"><title>budget {_num(b.budget)} {unit}'
             f"</title></line>",
             f'<text x="{left + w + 6:.1f}" y="{y + 15}" class="value">{_num(b.value)} {unit}'
-            f"{' (over budget)' if over else ''}</text>",
+            f"{note}</text>",
         ]
     return _svg("durations", height, body, "Stage durations against their budgets")
 

@@ -217,3 +217,30 @@ def test_corrupt_history_store_is_one_line_and_nothing_is_overwritten(tmp_path: 
     assert store.read_bytes() == b"this is not a database at all"
     assert (out / "summary.md").read_text() == "previous summary\n"
     assert not (out / "report.html").exists()
+
+
+CACHED = {"run_id": "r7", "at": "2026-11-19T10:00:00Z", "commit": "abc", "duration_s": "42.500"}
+
+
+def test_a_replayed_stage_shows_as_cached_with_the_time_of_the_run_it_came_from() -> None:
+    from ci import report
+
+    results = [
+        StageResult("lint", Status.PASSED, 0.004, 60, "fmt ok", cached=dict(CACHED)),
+        StageResult("unit", Status.PASSED, 12.0, 120, "tests: 3 passed"),
+    ]
+    page = html.render(results, data.History(), [], generated_at=NOW, coverage_target=80)
+    gates = page[page.index("<h2>Gates</h2>") : page.index('data-chart="durations"')]
+    lint_row = gates[gates.index("<td") : gates.index("</tr>", gates.index("<td"))]
+    assert "passed (cached)" in lint_row and "42.5s" in lint_row and "0.0s" not in lint_row
+    assert "2026-11-19T10:00:00Z" in lint_row
+    chart = _section(page, "durations")
+    assert 'class="bar cached" data-value="42.5"' in chart  # drawn at its real length
+    assert "42.5 s (cached)" in chart and chart.count('class="bar"') == 1
+    for text in (report.markdown(results), report.table(results)):
+        line = next(x for x in text.splitlines() if x.lstrip("| ").startswith("lint"))
+        assert "cached" in line and "42.5s" in line and "0.0s" not in line, line
+    from ci import ci_runs
+
+    lint = ci_runs.measurements(results)[0]
+    assert lint.extra["cached_from"] == "r7" and lint.extra["ran_s"] == 42.5
