@@ -33,12 +33,18 @@ def _flow(
     parallelism: int = 0,
     fail_fast: bool = False,
     no_cache: bool = False,
+    audit: float | None = None,
 ) -> None:
     from ci.pipeline import run_flow
 
     with task_errors():
         code, line = run_flow(
-            ROOT, stages, parallelism=parallelism, fail_fast=fail_fast, no_cache=no_cache
+            ROOT,
+            stages,
+            parallelism=parallelism,
+            fail_fast=fail_fast,
+            no_cache=no_cache,
+            audit=audit,
         )
     if code:
         raise Exit(line, code=code)
@@ -56,6 +62,10 @@ def _split(stages: str) -> list[str] | None:
         "fail_fast": "cancel everything after the first blocking failure (default: a "
         "failure blocks only the stages that need it; independent stages finish)",
         "no_cache": "run every stage, even those whose inputs are unchanged since a green run",
+        "audit_cache": "run the stages that would be replayed for real, with the cache off, "
+        "and compare verdicts and counts; a disagreement fails and poisons that entry",
+        "audit_sample": "with --audit-cache: the share of those stages to audit, a fraction "
+        "in (0, 1] picked at random (default 1: all)",
     }
 )
 def ci(
@@ -64,9 +74,11 @@ def ci(
     parallelism: int = 0,
     fail_fast: bool = False,
     no_cache: bool = False,
+    audit_cache: bool = False,
+    audit_sample: float = 1.0,
 ) -> None:
     """Run the whole pipeline as a dependency graph and print the gate table."""
-    _flow(_split(stages), parallelism, fail_fast, no_cache)
+    _flow(_split(stages), parallelism, fail_fast, no_cache, audit_sample if audit_cache else None)
 
 
 @task(help={"parallelism": "how many independent stages run at once"})

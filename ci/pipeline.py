@@ -13,8 +13,9 @@ from pathlib import Path
 
 from ci import report, settings
 from ci.cache import Entry, ReplayFailed, StageCache
+from ci.cache import audit as audit_mod
 from ci.console import MaskedStream
-from ci.errors import PipelineError
+from ci.errors import ConfigError, PipelineError
 from ci.flow import (
     Executor,
     FlowOutcome,
@@ -31,6 +32,7 @@ from ci.prebuild import Prebuild
 from ci.progress import Display
 from ci.redact import Redactor, add_mask_lines, secrets_from_env
 from ci.registry import get_stage
+from ci.result import StageResult, write_result
 from ci.settings import Settings
 
 _FALSE = ("", "0", "false", "no")
@@ -123,6 +125,17 @@ class CachingLauncher:
         return _Replayed()
 
 
+class _Route:
+    """Starts the stages in `special` with their own launcher, the others with `default`
+    (the audited stages run with the cache off)."""
+
+    def __init__(self, default: Launcher, special: dict[str, Launcher]) -> None:
+        self.default, self.special = default, special
+
+    def start(self, name: str, console: Path) -> Handle:
+        return self.special.get(name, self.default).start(name, console)
+
+
 def cache_hits(
     cfg: Settings, steps: list[Step], out: MaskedStream
 ) -> tuple[StageCache | None, dict[str, Entry]]:
@@ -150,14 +163,21 @@ def run_flow(
     parallelism: int = 0,
     fail_fast: bool = False,
     no_cache: bool = False,
+    audit: float | None = None,
 ) -> tuple[int, str]:
     """Run `stages` (None: the whole pipeline) of project `root` as a graph.
 
+    `audit` (a fraction, 1 = all): that share of the stages that would be replayed runs
+    for real with the cache off, and the verdicts are compared (ci/cache/audit.py).
     Returns (exit code, one closing line). Raises PipelineError for bad input before
     anything runs. Everything printed is masked; under GitHub Actions the secrets are
     registered with the runner (`::add-mask::`) on its real terminal only.
     """
     env = dict(os.environ)
+    if audit is not None:
+        audit_mod.fraction(audit)
+        if no_cache:
+            raise ConfigError("--audit-cache compares replays with real runs: drop --no-cache")
     if no_cache:
         env["CIPIPE_CACHE__ENABLED"] = "false"  # the stage processes run, too
     cfg = settings.load(root, env)
@@ -167,6 +187,8 @@ def run_flow(
     info = _context(cfg, stages, steps)
     out = MaskedStream(sys.stdout, redactor)
     channel: MaskChannel | None = None
+    audited: dict[str, Entry] = {}
+    replayable = 0
     prebuild: Prebuild | None = None
     if github:
         for line in add_mask_lines(redactor.values):
@@ -176,12 +198,23 @@ def run_flow(
     mode = "fail-fast" if fail_fast else "a failure blocks only what depends on it"
     out.write(f"plan: {names}; {mode}\n")
     try:
-        launcher: Launcher = ProcessLauncher(
-            stage_command(root / "noxfile.py"),
-            env,
-            mask_fd=channel.write_fd if channel else None,
-        )
+        launcher_fd = channel.write_fd if channel else None
+        launcher: Launcher = ProcessLauncher(stage_command(root / "noxfile.py"), env, launcher_fd)
         cache, hits = cache_hits(cfg, steps, out)
+        if audit is not None:
+            if cache is None:
+                raise ConfigError(
+                    "--audit-cache: the stage cache is off ([tool.pipeline.cache] enabled)"
+                )
+            audited = {n: hits.pop(n) for n in audit_mod.sample(list(hits), audit)}
+            off = {**env, "CIPIPE_CACHE__ENABLED": "false"}
+            real = ProcessLauncher(stage_command(root / "noxfile.py"), off, launcher_fd)
+            launcher = _Route(launcher, dict.fromkeys(audited, real))
+            replayable = len(hits) + len(audited)
+            out.write(
+                f"cache audit: running {', '.join(audited) or 'nothing'} for real with the "
+                f"cache off ({len(audited)} of {replayable} replayable)\n"
+            )
         if cache is not None and hits:
             out.write(f"cache: replaying {', '.join(hits)} (inputs unchanged)\n")
             launcher = CachingLauncher(launcher, cache, hits, cfg.out_dir, cfg.budget, redactor)
@@ -212,6 +245,8 @@ def run_flow(
         # (GitHub's SIGTERM after SIGINT) must not turn that into a kill.
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)
+    if audit is not None and cache is not None:
+        outcome.results.append(_audit(cache, audited, replayable, outcome, cfg, redactor, out))
     out.write("\n" + report.table(outcome.results) + "\n")
     summary = report.write_summary(
         cfg.out_dir, outcome.results, env.get("GITHUB_STEP_SUMMARY"), redactor
@@ -227,6 +262,27 @@ def run_flow(
         red = [r.stage for r in outcome.results if r.blocking and not r.status.ok]
         return code, f"pipeline failed: {', '.join(red)}"
     return 0, "pipeline passed"
+
+
+def _audit(
+    cache: StageCache,
+    audited: dict[str, Entry],
+    replayable: int,
+    outcome: FlowOutcome,
+    cfg: Settings,
+    redactor: Redactor,
+    out: MaskedStream,
+) -> StageResult:
+    """Compare the audited stages' real verdicts with their entries, poison those that
+    disagree, and write the audit's own result (a row of the gate table)."""
+    audits = audit_mod.judge(audited, outcome.results)
+    for item in audits:
+        if item.concluded and item.diffs:
+            audit_mod.poison(cache.store, item)
+            out.write(f"cache audit: {item.stage} DISAGREES ({'; '.join(item.diffs)}): poisoned\n")
+    result = audit_mod.conclude(audits, replayable, cfg.out_dir, redactor)
+    write_result(cfg.out_dir, result, redactor)
+    return result
 
 
 def _after(step: Step) -> str:

@@ -95,6 +95,9 @@ class StageCache:
 
     def why_missed(self, stage: str, inputs: Inputs) -> str:
         """What changed since the last green run of `stage` (for the log)."""
+        poisoned = self.store.poisoned(stage, inputs.key)
+        if poisoned:
+            return f"never replayed: {poisoned}"
         before = self.store.last_inputs(stage)
         if not before:
             return "no earlier green run recorded"

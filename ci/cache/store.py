@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.result import StageResult, Status
+from ci.result import StageResult, Status, atomic_write
 
 FORMAT = 1
 
@@ -53,7 +53,7 @@ class CacheStore:
         about, never used."""
         folder = self.root / stage / key
         meta = folder / "entry.json"
-        if not meta.is_file():
+        if not meta.is_file() or self.poisoned(stage, key):
             return None
         try:
             data = json.loads(meta.read_text(encoding="utf-8"))
@@ -104,6 +104,8 @@ class CacheStore:
         Returns the entry's folder, or None when the result is not cacheable."""
         if result.get("status") not in (Status.PASSED.value, Status.SKIPPED.value):
             return None
+        if self.poisoned(stage, key):
+            return None
         stage_dir = self.root / stage
         stage_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=stage_dir))
@@ -148,6 +150,30 @@ class CacheStore:
             shutil.rmtree(tmp, ignore_errors=True)
         self.evict()
         return final
+
+    def _poison_mark(self, stage: str, key: str) -> Path:
+        return self.root / stage / f"{key}.poisoned"
+
+    def poison(self, stage: str, key: str, why: str) -> None:
+        """Never replay nor store (stage, key) again: the cache audit saw a real run
+        disagree with it. The entry is removed; a mark beside it keeps the key out."""
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        atomic_write(self._poison_mark(stage, key), json.dumps({"why": why, "at": at}))
+        shutil.rmtree(self.root / stage / key, ignore_errors=True)
+
+    def poisoned(self, stage: str, key: str) -> str:
+        """Why (stage, key) was poisoned, or "" when it was not."""
+        try:
+            return str(json.loads(self._poison_mark(stage, key).read_text())["why"])
+        except FileNotFoundError:
+            return ""
+        except (OSError, ValueError, KeyError, TypeError):
+            return "poisoned (unreadable mark)"
+
+    def forget_packages(self, stage: str) -> None:
+        """Remove the per-package entries of `stage` (`<stage>@<package>`)."""
+        for folder in self.root.glob(f"{stage}@*"):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def evict(self) -> int:
         """Remove the least recently used entries until the folder fits; count removed."""
