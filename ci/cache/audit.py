@@ -55,6 +55,7 @@ def counts(result: StageResult) -> dict[str, int]:
     for text in texts:
         for number, kind in _COUNT.findall(text):
             out[f"tests {kind}"] = out.get(f"tests {kind}", 0) + int(number)
+    out["findings"] = len(result.findings)
     for finding in result.findings:
         key = f"{finding.severity}s"
         out[key] = out.get(key, 0) + 1
@@ -64,7 +65,7 @@ def counts(result: StageResult) -> dict[str, int]:
 def describe(result: StageResult) -> str:
     """`passed (12 tests passed, 0 findings)`."""
     parts = [f"{v} {k}" for k, v in sorted(counts(result).items())]
-    return f"{result.status.value} ({', '.join(parts) or 'no counts'})"
+    return f"{result.status.value} ({', '.join(parts)})"
 
 
 def compare(cached: StageResult, real: StageResult) -> list[str]:

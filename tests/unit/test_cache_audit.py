@@ -39,6 +39,7 @@ def test_sample_takes_the_share_at_random_and_at_least_one() -> None:
 def test_compare_status_test_counts_and_findings() -> None:
     assert audit.compare(unit(), unit()) == []
     assert audit.counts(unit(passed=5)) == {
+        "findings": 0,
         "tests passed": 5,
         "tests failed": 0,
         "tests ignored": 0,
@@ -47,6 +48,7 @@ def test_compare_status_test_counts_and_findings() -> None:
     assert diffs == [
         "status passed -> failed",
         "errors 0 -> 1",
+        "findings 0 -> 1",
         "tests failed 0 -> 1",
         "tests passed 3 -> 2",
     ]

@@ -167,7 +167,7 @@ def test_actions_are_pinned_and_secrets_only_through_env() -> None:
 def test_nightly_job_runs_invoke_nightly_within_its_stages_hard_limits() -> None:
     cfg = settings_mod.load(ROOT)
     nightly = workflows.load(FOLDER / "nightly.yml").doc
-    [job] = nightly["jobs"].values()
+    job = nightly["jobs"]["nightly"]
     runs = [s["run"] for s in job["steps"] if "run" in s]
     assert runs == ["bash .ci/setup python tools:load,stress,fuzz", "invoke nightly"]
     stages = cfg.section("nightly").strings("stages")
@@ -175,6 +175,33 @@ def test_nightly_job_runs_invoke_nightly_within_its_stages_hard_limits() -> None
     assert job["timeout-minutes"] == expected
     on = nightly.get("on", nightly.get(True))  # a YAML 1.1 loader reads `on:` as True
     assert on["schedule"]
+
+
+AUDITED = ("lint", "security", "unit", "integration")
+
+
+def test_the_nightly_audits_the_stage_cache_that_test_yml_jobs_restore() -> None:
+    cfg = settings_mod.load(ROOT)
+    job = workflows.load(FOLDER / "nightly.yml").doc["jobs"]["cache-audit"]
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    stages = ",".join(AUDITED)
+    assert runs == [
+        f"bash .ci/setup python tools:{stages}",
+        f"invoke ci --audit-cache --stages {stages}",
+    ]
+    expected = sum(math.ceil(cfg.timeout(s) / 60) for s in AUDITED) + SETUP_MINUTES
+    assert job["timeout-minutes"] == expected
+    uses = [s for s in job["steps"] if "uses" in s]
+    restored = [s["with"] for s in uses if s["uses"].startswith("actions/cache/restore@")]
+    saved = [s for s in uses if s["uses"].startswith("actions/cache/save@")]
+    test_jobs = _test_yml()["jobs"]
+    for stage in AUDITED:
+        [cache] = [s["with"] for s in test_jobs[stage]["steps"] if "stage-cache" in str(s)]
+        prefix = cache["restore-keys"]
+        assert {"path": cache["path"], "key": cache["key"], "restore-keys": prefix} in restored
+        # a poisoned entry must reach the stage's next job: saved under its prefix
+        [save] = [s for s in saved if s["with"]["key"].startswith(prefix)]
+        assert save["if"] == "failure()" and save["with"]["path"] == cache["path"]
 
 
 def test_each_stage_job_installs_only_the_tools_its_stage_uses() -> None:
