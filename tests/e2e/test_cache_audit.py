@@ -78,3 +78,28 @@ def test_the_audit_catches_an_input_outside_the_workspace(project, outside: Path
         "never replayed: the cache audit found status passed -> failed"
         in (Path(env["CIPIPE_OUTPUT_DIR"]) / "unit.log").read_text()
     )
+
+
+def test_on_the_reference_workspace_every_audited_entry_agrees(
+    tmp_path: Path, real_advisory_db: Path
+) -> None:
+    from .test_reference import reference_env
+
+    stages = "lint,security,unit,integration"  # what the nightly audits
+    env = reference_env(
+        tmp_path / "out",
+        CIPIPE_SECURITY__ADVISORY_DB=str(real_advisory_db),
+        CIPIPE_SECURITY__MAX_AGE_DAYS="36500",  # the snapshot ages; age is unit-tested
+        CIPIPE_CACHE__DIR=str(tmp_path / "cache"),
+        # what this test checks is the audit: a cold build on a busy machine may take
+        # longer than a stage's hard limit (lint's is 3 minutes)
+        **{f"CIPIPE_TIMEOUTS__{s.upper()}": "1800" for s in stages.split(",")},
+    )
+    env["CIPIPE_CACHE__ENABLED"] = "true"
+    first = run_invoke(["ci", "--stages", stages], env, timeout=1800)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-4000:]
+    r = run_invoke(["ci", "--stages", stages, "--audit-cache"], env, timeout=1800)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    details = json.loads((tmp_path / "out" / "cache-audit" / "audit.json").read_text())
+    assert (details["replayable"], details["audited"], details["disagreed"]) == (4, 4, 0)
+    assert all(e["agrees"] for e in details["entries"]), details

@@ -24,7 +24,8 @@ from ci.registry import StageSpec
 from ci.result import StageResult, Status, read_result
 from ci.settings import load
 
-TOKEN = "ghp_PLANTEDtoken0123456789"
+from .test_stage_execute import TOKEN  # the planted token the secrets baseline knows
+
 INPUTS = Inputs({"workspace": "w1", "toolchain": "t1"})
 
 FAKE = textwrap.dedent(

@@ -95,12 +95,12 @@ def test_the_load_report_masks_finding_messages(tmp_path: Path) -> None:
     from ci.settings import load
     from ci.stages.load import write_report
 
-    secret = "pg-pass-PLANTED-42"
+    planted = "pg-PLANTED-value-42"
     settings = load(tmp_path, {"CIPIPE_WORKSPACE": str(tmp_path)})
-    ctx = StageContext("load", settings, Runner(Redactor([secret]), echo=False))
+    ctx = StageContext("load", settings, Runner(Redactor([planted]), echo=False))
     result = gates.LoadResult(10, 9, 0, 1, 0, 1.0, 10, 10, 1.0, 2.0, 3.0, 4.0)
-    found = [Finding("load", f"errors from postgres://app:{secret}@db", rule="load-threshold")]
+    found = [Finding("load", f"errors from postgres://app:{planted}@db", rule="load-threshold")]
     markdown = write_report(ctx, result, gates.Thresholds(p99_ms=10, error_rate=0.01), found)
     text = markdown.read_text()
-    assert secret not in text and "postgres://app:***@db" in text
-    assert secret not in (ctx.artifacts_dir / "load.json").read_text()
+    assert planted not in text and "postgres://app:***@db" in text
+    assert planted not in (ctx.artifacts_dir / "load.json").read_text()
