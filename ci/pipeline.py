@@ -32,7 +32,7 @@ from ci.prebuild import Prebuild
 from ci.progress import Display
 from ci.redact import Redactor, add_mask_lines, secrets_from_env
 from ci.registry import get_stage
-from ci.result import StageResult, write_result
+from ci.result import StageResult, result_path, write_result
 from ci.settings import Settings
 
 _FALSE = ("", "0", "false", "no")
@@ -194,6 +194,7 @@ def run_flow(
         for line in add_mask_lines(redactor.values):
             out.raw_write(line + "\n")
         channel = MaskChannel(out.raw_write)
+    result_path(cfg.out_dir, audit_mod.STAGE).unlink(missing_ok=True)  # an earlier audit's
     names = " → ".join(s.name + _after(s) for s in steps)
     mode = "fail-fast" if fail_fast else "a failure blocks only what depends on it"
     out.write(f"plan: {names}; {mode}\n")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ci import report as gate_report
 from ci import settings as settings_mod
+from ci.cache.audit import STAGE as AUDIT_STAGE
 from ci.history import utc_now
 from ci.redact import Redactor, secrets_from_env
 from ci.registry import STAGES
@@ -166,7 +167,8 @@ def run_report(
     env = dict(os.environ if env is None else env)
     settings = settings_mod.load(root, env)
     redact = Redactor(secrets_from_env(env, settings.secret_env))
-    results = load_results(settings.out_dir, [s.name for s in STAGES])
+    # the cache audit's row too, when the last `invoke ci` audited (it removes a stale one)
+    results = load_results(settings.out_dir, [*(s.name for s in STAGES), AUDIT_STAGE])
     post = None
     if comment:
         post, token_mask = _comment(settings, env, say)

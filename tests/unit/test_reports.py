@@ -244,3 +244,14 @@ def test_a_replayed_stage_shows_as_cached_with_the_time_of_the_run_it_came_from(
 
     lint = ci_runs.measurements(results)[0]
     assert lint.extra["cached_from"] == "r7" and lint.extra["ran_s"] == 42.5
+
+
+def test_a_rebuilt_report_keeps_the_cache_audit_row(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_result(out, StageResult("lint", Status.PASSED, 1, 60))
+    audit = StageResult("cache-audit", Status.FAILED, 3, 60, "audited 1 of 1: 1 disagreed")
+    write_result(out, audit)
+    env = {"CIPIPE_OUTPUT_DIR": str(out), "CIPIPE_HISTORY__PATH": str(tmp_path / "h.db")}
+    run_report(ROOT, env=env, say=lambda _: None, step_summary=False)
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("## Pipeline: failed") and "| cache-audit | FAIL |" in summary
