@@ -14,7 +14,7 @@ from pathlib import Path
 from ci import report, settings
 from ci.cache import Entry, ReplayFailed, StageCache
 from ci.cache import audit as audit_mod
-from ci.console import MaskedStream
+from ci.console import MaskedStream, Writer
 from ci.errors import ConfigError, PipelineError
 from ci.flow import (
     Executor,
@@ -137,7 +137,7 @@ class _Route:
 
 
 def cache_hits(
-    cfg: Settings, steps: list[Step], out: MaskedStream
+    cfg: Settings, steps: list[Step], out: Writer
 ) -> tuple[StageCache | None, dict[str, Entry]]:
     """The stages of the plan that can be replayed."""
 
@@ -149,8 +149,13 @@ def cache_hits(
         return None, {}
     hits: dict[str, Entry] = {}
     for step in steps:
-        inputs = cache.inputs(get_stage(step.name))
-        entry = cache.lookup(step.name, inputs) if inputs is not None else None
+        try:
+            inputs = cache.inputs(get_stage(step.name))
+            entry = cache.lookup(step.name, inputs) if inputs is not None else None
+        except (OSError, ValueError) as err:  # unknowable inputs: it runs, and says why
+            why = getattr(err, "strerror", None) or err
+            warn(f"cache: cannot compute the inputs of {step.name} ({why}); it runs")
+            continue
         if entry is not None:
             hits[step.name] = entry
     return cache, hits

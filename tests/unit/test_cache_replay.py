@@ -160,3 +160,22 @@ def test_a_launcher_that_raises_is_an_internal_error_not_an_escape(tmp_path: Pat
     assert outcome.exit_code == 70
     assert read_result(tmp_path, "lint") is not None
     assert "Traceback" in (tmp_path / "lint.console.log").read_text()
+
+
+def test_inputs_that_cannot_be_computed_make_the_stage_run_not_the_flow_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ci.flow import Step
+    from ci.pipeline import cache_hits
+
+    def broken(self: StageCache, spec: StageSpec) -> Inputs:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(StageCache, "inputs", broken)
+    cfg = load(tmp_path, {"CIPIPE_CACHE__DIR": str(tmp_path / "cache")})
+    shown = io.StringIO()
+    cache, hits = cache_hits(cfg, [Step("lint", (), True, 60)], shown)
+    assert cache is not None and hits == {}
+    assert "cache: cannot compute the inputs of lint (Input/output error); it runs" in (
+        shown.getvalue()
+    )
