@@ -136,7 +136,12 @@ def execute(
             settings.require_workspace()
             check_python_tools(spec)
             cache = StageCache.open(settings, runner.say) if spec.cache else None
-            inputs = cache.inputs(spec) if cache is not None else None
+            inputs = None
+            try:
+                inputs = cache.inputs(spec) if cache is not None else None
+            except (OSError, ValueError) as err:  # unknowable inputs: run, store nothing
+                why = getattr(err, "strerror", None) or err
+                runner.say(f"cache: cannot compute the inputs ({why}); running uncached")
             entry = cache.lookup(name, inputs) if cache and inputs and not posargs else None
             result: StageResult | None = None
             if cache is not None and entry is not None:

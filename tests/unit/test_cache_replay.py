@@ -162,16 +162,18 @@ def test_a_launcher_that_raises_is_an_internal_error_not_an_escape(tmp_path: Pat
     assert "Traceback" in (tmp_path / "lint.console.log").read_text()
 
 
+def unreadable(self: StageCache, spec: StageSpec) -> Inputs:
+    """Inputs that cannot be computed (a file that cannot be read)."""
+    raise OSError(5, "Input/output error")
+
+
 def test_inputs_that_cannot_be_computed_make_the_stage_run_not_the_flow_crash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ci.flow import Step
     from ci.pipeline import cache_hits
 
-    def broken(self: StageCache, spec: StageSpec) -> Inputs:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(StageCache, "inputs", broken)
+    monkeypatch.setattr(StageCache, "inputs", unreadable)
     cfg = load(tmp_path, {"CIPIPE_CACHE__DIR": str(tmp_path / "cache")})
     shown = io.StringIO()
     cache, hits = cache_hits(cfg, [Step("lint", (), True, 60)], shown)
@@ -179,3 +181,23 @@ def test_inputs_that_cannot_be_computed_make_the_stage_run_not_the_flow_crash(
     assert "cache: cannot compute the inputs of lint (Input/output error); it runs" in (
         shown.getvalue()
     )
+
+
+def test_a_stage_whose_inputs_cannot_be_computed_runs_uncached(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(StageCache, "inputs", unreadable)
+    env = {
+        "CIPIPE_WORKSPACE": str(project / "ws"),
+        "CIPIPE_OUTPUT_DIR": str(project / "out"),
+        "CIPIPE_CACHE__DIR": str(project / "cache"),
+        "PATH": "/usr/bin:/bin",
+    }
+    stream = io.StringIO()
+    spec = StageSpec("lint", "stand-in", "replaystages:ok", cache=True)
+    code, line = stage_mod.execute("lint", project, env=env, stream=stream, stages=(spec,))
+    assert code == 0 and line.startswith("lint passed"), line
+    assert "cache: cannot compute the inputs (Input/output error); running uncached" in (
+        stream.getvalue()
+    )
+    assert not (project / "cache" / "lint").exists()  # nothing stored under no key
