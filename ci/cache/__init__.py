@@ -181,10 +181,12 @@ def _copy_masked(src: Path, dest: Path, redact: Callable[[str], str] | None) -> 
     except UnicodeDecodeError:  # binary: nothing a mask could find
         shutil.copy2(src, dest)
         return
+    masked = redact(text)
+    if masked == text:  # the usual case: the entry was masked when stored; a plain copy
+        shutil.copy2(src, dest)
+        return
     if dest.suffix == ".xml" and isinstance(redact, Redactor):
         masked = mask_xml(text, redact)
-    else:
-        masked = redact(text)
     atomic_write(dest, masked)
 
 
