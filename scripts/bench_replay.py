@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,12 +44,7 @@ def spread(samples: list[float]) -> str:
 
 
 def trials(runs: int, once: Callable[[], None]) -> list[float]:
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        once()
-        out.append(time.perf_counter() - start)
-    return out
+    return timeit.repeat(once, number=1, repeat=runs)
 
 
 def bench_replay(tmp: Path, runs: int, cases: int) -> None:
