@@ -23,8 +23,10 @@ from ci.errors import ConfigError
 from ci.result import Finding, StageResult, Status, atomic_write
 
 STAGE = "cache-audit"  # its row in the gate table, `<out_dir>/cache-audit.json`
-# A real run that ended so is no verdict to compare (it did not get to judge).
-_NO_VERDICT = (Status.CANCELLED, Status.BLOCKED)
+# A real run that ended so reached no verdict to compare: it was stopped (cancelled,
+# blocked by a need, past its hard limit on a busy machine) or the pipeline itself broke.
+# An error (a tool or service the stage needs) is compared: a replay hid it.
+_NO_VERDICT = (Status.CANCELLED, Status.BLOCKED, Status.TIMEOUT, Status.INTERNAL)
 _COUNT = re.compile(r"\b(\d+) (passed|failed|ignored|skipped)\b")
 
 

@@ -97,16 +97,19 @@ def test_a_disagreement_fails_names_stage_and_inputs_and_poisons_the_entry(
 
 def test_agreement_and_runs_that_reached_no_verdict(tmp_path: Path) -> None:
     store, entry = stored(tmp_path, unit())
-    blocked = StageResult("lint", Status.BLOCKED, 0, 60, "not run")
-    items = audit.judge(
-        {"unit": entry, "lint": entry},
-        [unit(), blocked],
-    )
-    result = audit.conclude(items, 2, tmp_path / "out")
+    stopped = [
+        StageResult(name, status, 0, 60, "no verdict")
+        for name, status in (("lint", Status.BLOCKED), ("security", Status.TIMEOUT))
+    ]
+    items = audit.judge({"unit": entry, "lint": entry, "security": entry}, [unit(), *stopped])
+    result = audit.conclude(items, 3, tmp_path / "out")
     assert result.status is Status.PASSED and not result.findings
     assert result.summary == (
-        "audited 1 of 2 replayable entries: 1 agreed, 0 disagreed (1 not concluded: lint)"
+        "audited 1 of 3 replayable entries: 1 agreed, 0 disagreed (2 not concluded: lint, security)"
     )
+    # an error is a verdict the replay hid (a tool or service it needs is gone)
+    [errored] = audit.judge({"unit": entry}, [StageResult("unit", Status.ERROR, 0, 60)])
+    assert errored.concluded and "status passed -> error" in errored.diffs
     nothing = audit.conclude([], 0, tmp_path / "out")
     assert nothing.status is Status.SKIPPED and nothing.summary.startswith("nothing to audit")
     assert store.lookup("unit", "k1") is not None
