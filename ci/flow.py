@@ -302,6 +302,7 @@ class Executor:
         self.held: dict[str, tuple[_Running, int | None, float]] = {}
         self.signals: list[str] = []
         self._cancel_reason = ""  # set once: everything running is being cancelled
+        self._internal = False  # the loop itself failed (a defect): see _crashed
         self._noted_second = False
         self._escalated = False
 
@@ -355,6 +356,8 @@ class Executor:
                 previous[signum] = signal.signal(signum, self.on_signal)
         try:
             self._loop()
+        except Exception as exc:  # a defect here: every stage still gets a result
+            self._crashed(exc)
         finally:
             try:
                 self._wrap_up(previous)
@@ -363,6 +366,19 @@ class Executor:
         return FlowOutcome(
             [self.results[s.name] for s in self.steps], interrupted=bool(self.signals)
         )
+
+    def _crashed(self, exc: Exception) -> None:
+        """The loop itself failed: stop everything, say so in one line (the traceback
+        goes to `executor.log`), and let the wrap-up give each stage its result."""
+        log = self.out_dir / "executor.log"
+        with contextlib.suppress(OSError):
+            log.write_text(self.redact("".join(traceback.format_exception(exc))))
+        text = (str(exc).strip().splitlines() or [""])[0]
+        self._cancel_reason = f"internal error in the executor: {type(exc).__name__}: {text}"
+        self._internal = True
+        self.say(f"{self._cancel_reason} (a defect in the pipeline; traceback in {log})")
+        for run in self.running.values():
+            run.stop_reason, run.stop_status = self._cancel_reason, Status.INTERNAL
 
     def _wrap_up(self, previous: dict[signal.Signals, object]) -> None:
         """Restore the signal handlers and give every step a result, whatever happened."""
@@ -375,7 +391,8 @@ class Executor:
         for step in self.steps:
             if step.name not in self.results:
                 why = self._cancel_reason or "not started"
-                self._record(step, Status.CANCELLED, f"not started: {why}")
+                status = Status.INTERNAL if self._internal else Status.CANCELLED
+                self._record(step, status, f"not started: {why}")
 
     def _loop(self) -> None:
         while True:

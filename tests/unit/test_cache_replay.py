@@ -201,3 +201,31 @@ def test_a_stage_whose_inputs_cannot_be_computed_runs_uncached(
         stream.getvalue()
     )
     assert not (project / "cache" / "lint").exists()  # nothing stored under no key
+
+
+class BadHandle:
+    def poll(self) -> int | None:
+        raise RuntimeError("the handle broke")
+
+    def interrupt(self) -> None:
+        return None
+
+    def kill(self) -> None:
+        return None
+
+
+class BadLauncher:
+    def start(self, name: str, console: Path) -> BadHandle:
+        return BadHandle()
+
+
+def test_a_crash_inside_the_executor_still_gives_every_stage_a_result(tmp_path: Path) -> None:
+    steps = [Step("lint", (), True, 60), Step("unit", ("lint",), True, 60)]
+    shown = io.StringIO()
+    outcome = Executor(steps, tmp_path, BadLauncher(), stream=shown, install_signals=False).run()
+    by = {r.stage: r for r in outcome.results}
+    assert by["lint"].status is Status.INTERNAL and by["unit"].status is Status.INTERNAL
+    assert "internal error in the executor: RuntimeError: the handle broke" in by["unit"].summary
+    assert outcome.exit_code == 70
+    assert "Traceback" in (tmp_path / "executor.log").read_text()
+    assert "Traceback" not in shown.getvalue()
