@@ -24,7 +24,7 @@ from deploy.rollout import incident, state
 from deploy.rollout.backend import Backend, Release
 from deploy.rollout.config import COLOURS, ProductionConfig, other
 from deploy.rollout.controller import Controller, Outcome
-from deploy.rollout.github import Records, safely
+from deploy.rollout.github import Records, release_ref, safely
 from deploy.rollout.live import View
 from deploy.rollout.state import RolloutState
 
@@ -63,15 +63,16 @@ class Flow:
 
     # ---- records ---------------------------------------------------------------------
     def open_record(
-        self, version: str, digest: str, ref: str, kind: str, from_version: str | None = None
+        self, version: str, digest: str, kind: str, from_version: str | None = None
     ) -> None:
-        """The deployment ticket, before anything else (history store; GitHub)."""
+        """The deployment ticket, before anything else (history store; GitHub, for the
+        release tag of `version`: GitHub refuses a ref the repository does not have)."""
         details = {"kind": kind, "backend": self.cfg.backend}
         how = "rollback" if kind == "rollback" else None
         self.dep_id = self.p.log.start(version, digest, from_version, details, trigger_name=how)
         if self.p.github is not None:
             gh = self.p.github
-            self.gh_id = gh.create_deployment(ref, version, {"kind": kind})
+            self.gh_id = gh.create_deployment(release_ref(version), version, {"kind": kind})
             gh.status(self.gh_id, "in_progress", f"{kind} of {version} started")
             self.say(f"github deployment {self.gh_id} ({self.cfg.environment}) in progress")
 

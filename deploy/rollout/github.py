@@ -18,6 +18,12 @@ from deploy.rollout.config import ProductionConfig
 Json = dict[str, Any]
 
 
+def release_ref(version: str) -> str:
+    """The git ref of `version`: its release tag (`invoke release` tags vX.Y.Z), which a
+    GitHub deployment must name (GitHub answers 422 for a ref the repository lacks)."""
+    return version if version.startswith("v") else f"v{version}"
+
+
 class Records:
     """GitHub deployments, statuses, approvals and issues of one repository."""
 

@@ -129,7 +129,7 @@ def deploy(settings: Settings, runner: Runner, version: str, extra: Mapping[str,
             digest, image = resolve(settings, p.cfg, version)
         except DeployError as err:
             digest, image, problem = "", "", err
-        flow.open_record(version, digest, version, "rollout")
+        flow.open_record(version, digest, "rollout")
         try:
             if problem is not None:
                 raise problem
@@ -204,7 +204,7 @@ def rollback(settings: Settings, runner: Runner, to: str) -> str:
         live, live_version = flow.live_colour()
         target = to or previous_version(settings, p.cfg.environment, live_version)
         digest, image = resolve(settings, p.cfg, target)
-        flow.open_record(target, digest, target, "rollback", from_version=live_version or None)
+        flow.open_record(target, digest, "rollback", from_version=live_version or None)
         release = flow.release(target, image, "", {})
         st = new_state(target, image, live, live_version, (100,), flow.dep_id, flow.gh_id)
         state.save(p.cfg.state_dir, st)

@@ -5,7 +5,13 @@ State: `deployments(api)` -> {id: deployment, with "_statuses": [status, ...]},
 `issues(api)` -> {number: issue}, `approve_run(api, repo, run_id, login, env)` adds an
 approval the run's review history then reports.
 
-Implemented: POST /repos/{o}/{r}/deployments (201; 422 without ref), GET the same
+Refs: a deployment's ref must name a branch, tag or commit the repository has, as on
+GitHub (422 "No ref found for: X" otherwise): the default branch `main`, every release's
+tag, and what `add_ref(api, repo, name)` adds (a tag pushed without a release, a commit
+SHA).
+
+Implemented: POST /repos/{o}/{r}/deployments (201; 422 without ref or for an unknown
+ref), GET the same
 (filter by environment), POST/GET /repos/{o}/{r}/deployments/{id}/statuses (201; 422 for
 an unknown state), GET /repos/{o}/{r}/actions/runs/{id}/approvals, POST
 /repos/{o}/{r}/issues (201; 422 without title; body limited to 65536 characters).
@@ -13,6 +19,7 @@ an unknown state), GET /repos/{o}/{r}/actions/runs/{id}/approvals, POST
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fakes.github_api import REPO, FakeGitHub, Request, Response, error, invalid
@@ -33,6 +40,21 @@ def issues(api: FakeGitHub) -> dict[int, Json]:
 
 def _approvals(api: FakeGitHub) -> dict[tuple[str, str], list[Json]]:
     return api.__dict__.setdefault("_run_approvals", {})
+
+
+def _refs(api: FakeGitHub) -> dict[str, set[str]]:
+    return api.__dict__.setdefault("_refs", {})
+
+
+def add_ref(api: FakeGitHub, repo: str, name: str) -> None:
+    """Make `name` (a tag, branch or commit SHA) exist in `repo`."""
+    _refs(api).setdefault(repo, set()).add(name)
+
+
+def _known_ref(api: FakeGitHub, repo: str, ref: str) -> bool:
+    name = re.sub(r"^(refs/)?(heads|tags)/", "", ref)
+    tags = {str(r.get("tag_name")) for r in api.state.repos.get(repo, {}).values()}
+    return name in {"main", *tags, *_refs(api).get(repo, set())}
 
 
 def approve_run(api: FakeGitHub, repo: str, run_id: str, login: str, env: str) -> None:
@@ -62,6 +84,8 @@ def register(api: FakeGitHub) -> None:
         body = req.json() or {}
         if not body.get("ref"):
             return invalid("Deployment", "missing_field", "ref")
+        if not _known_ref(api, g["repo"], str(body["ref"])):
+            return error(422, f"No ref found for: {body['ref']}")
         dep_id = api.new_id()
         deployments(api)[dep_id] = {
             "id": dep_id,

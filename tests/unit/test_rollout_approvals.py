@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fakes.github_api import FakeGitHub
-from fakes.github_deployments import approve_run, deployments, issues
+from fakes.github_deployments import add_ref, approve_run, deployments, issues
 
 from ci.history.context import GitState
 from ci.settings import load
@@ -76,6 +76,7 @@ def test_github_environment_reviews_count_as_approvals(tmp_path: Path) -> None:
             )
             == 2
         )
+        add_ref(api, "acme/trading", "v1.0.0")
         dep = rec.create_deployment("v1.0.0", "1.0.0", {"kind": "rollout"})
         rec.status(dep, "in_progress", "started")
         rec.status(dep, "failure", "rolled back: error-rate")

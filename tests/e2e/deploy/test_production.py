@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from fakes.github_api import FakeGitHub
-from fakes.github_deployments import deployments, issues
+from fakes.github_deployments import add_ref, deployments, issues
 
 from ci.history import open_store
 from deploy.release import read_release
@@ -117,6 +117,8 @@ def test_healthy_rollout_under_load_splits_accurately_with_zero_failures(
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_weights, args=(prod, stop, weights_log))
     with FakeGitHub() as gh:
+        for v in (V1, V2):
+            add_ref(gh, "acme/trading", f"v{v}")  # the release tags
         load = Load(prod.port, rate=200).start()
         time.sleep(1)
         watcher.start()
@@ -158,6 +160,8 @@ def test_faulty_version_rolls_back_at_10_percent(prod, docker_client, live, slac
     live = serving(prod, docker_client)
     new = "blue" if live == "green" else "green"
     with FakeGitHub() as gh:
+        for v in (V1, V2):
+            add_ref(gh, "acme/trading", f"v{v}")  # the release tags
         load = Load(prod.port, rate=200).start()
         time.sleep(1)
         t0 = time.monotonic()
