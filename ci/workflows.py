@@ -7,6 +7,8 @@ by the check-jsonschema package), and every `run:` must be one of:
 - `nox -s <session>` naming exactly one session the stage registry generates;
 - `invoke <task> [--flag ...]` naming a task of the invoke collection and only flags it has.
 No `${{ }}` inside a script (data reaches the shell through `env`, never pasted into code).
+No job a pull request can trigger gets a credential that writes the history store
+(ci/workflow_secrets.py).
 
 `problems(...)` is pure (workflows in, one line per problem out); `invoke workflows.check`
 and the test suite call it with the real sessions and tasks.
@@ -206,9 +208,12 @@ def problems(
     workflows = load_all(folder)
     if not workflows:
         raise ConfigError(f"{folder}: no workflow files (*.yml)")
+    from ci.workflow_secrets import pull_request_leaks
+
     workflow_schema = schema()
     found: list[str] = []
     for wf in workflows:
         found += schema_errors(wf, workflow_schema)
         found += run_problems(wf, sessions, tasks)
+        found += pull_request_leaks(wf)
     return found
