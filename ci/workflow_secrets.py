@@ -15,7 +15,7 @@ for certain.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,19 +88,16 @@ class _Parser:
         return out
 
     def or_(self) -> Values:
-        left = self.and_()
-        while self.peek() == "||":
-            self.take()
-            right = self.and_()
-            left = frozenset(self._join(left, right, keep_when=True))
-        return left
+        return self._chain("||", self.and_, keep_when=True)
 
     def and_(self) -> Values:
-        left = self.cmp()
-        while self.peek() == "&&":
+        return self._chain("&&", self.cmp, keep_when=False)
+
+    def _chain(self, op: str, operand: Callable[[], Values], keep_when: bool) -> Values:
+        left = operand()
+        while self.peek() == op:
             self.take()
-            right = self.cmp()
-            left = frozenset(self._join(left, right, keep_when=False))
+            left = frozenset(self._join(left, operand(), keep_when))
         return left
 
     @staticmethod
