@@ -48,7 +48,12 @@ def add(ns: Collection, root: Path) -> None:
 def rollback_task(root: Path) -> Task:
     """`invoke rollback [--to VERSION]`."""
 
-    @task(help={"to": "the version to switch to (default: the previous good one)"})
+    @task(
+        help={
+            "to": "the version to switch to (default: the previous good one); only a version "
+            "whose image served production successfully before"
+        }
+    )
     def rollback(c: Context, to: str = "") -> None:
         """Production rollback: abort the running rollout, or all traffic to a version now."""
         _exit(entries.rollback(root, to))

@@ -175,6 +175,27 @@ def previous_version(settings: Settings, environment: str, live_version: str) ->
     )
 
 
+def served_before(settings: Settings, environment: str, version: str, digest: str) -> None:
+    """A rollback goes straight to 100% with no analysis: only a version whose very
+    image served `environment` successfully before may take that shortcut."""
+    with open_store(settings) as store:
+        deps = store.deployments(environment)
+    good = [d for d in deps if d.outcome == "succeeded" and d.version == version]
+    normal = f"take it through a normal rollout: invoke deploy.production --version {version}"
+    if not good:
+        served = sorted({d.version for d in deps if d.outcome == "succeeded"})
+        raise PreconditionFailed(
+            f"rollback --to {version} refused: {version} never served {environment} "
+            f"successfully (versions that did: {', '.join(served) or 'none'}); {normal}"
+        )
+    if digest not in {d.digest for d in good}:
+        raise PreconditionFailed(
+            f"rollback --to {version} refused: the registry's {version} ({digest}) is not "
+            f"the image that served {environment} ({good[-1].digest}): the tag was pushed "
+            f"again; {normal}"
+        )
+
+
 def rollback(settings: Settings, runner: Runner, to: str) -> str:
     """`invoke rollback [--to V]`: abort the running rollout (manual trigger), or switch
     all traffic to V (default: the previous good version) on the idle colour."""
@@ -204,6 +225,7 @@ def rollback(settings: Settings, runner: Runner, to: str) -> str:
         live, live_version = flow.live_colour()
         target = to or previous_version(settings, p.cfg.environment, live_version)
         digest, image = resolve(settings, p.cfg, target)
+        served_before(settings, p.cfg.environment, target, digest)
         flow.open_record(target, digest, "rollback", from_version=live_version or None)
         release = flow.release(target, image, "", {})
         st = new_state(target, image, live, live_version, (100,), flow.dep_id, flow.gh_id)
