@@ -87,6 +87,9 @@ class ProductionConfig:
     thresholds: Thresholds
     approvals: int
     approval_max_age: float
+    approvers_file: Path
+    approval_namespace: str
+    approval_environments: tuple[str, ...]
     require_e2e: bool
     check_staging: bool
     registry: str
@@ -236,6 +239,9 @@ def load(settings: Settings) -> ProductionConfig:
         thresholds=thresholds,
         approvals=s.whole("approvals", minimum=0),
         approval_max_age=s.number("approval_max_age", minimum=1),
+        approvers_file=s.path("approvers_file") or settings.root / "deploy" / "approvers",
+        approval_namespace=s.text("approval_namespace").strip() or "production-approval",
+        approval_environments=tuple(s.strings("approval_environments")),
         require_e2e=s.flag("require_e2e"),
         check_staging=s.flag("check_staging"),
         registry=registry,

@@ -63,11 +63,17 @@ class Flow:
 
     # ---- records ---------------------------------------------------------------------
     def open_record(
-        self, version: str, digest: str, kind: str, from_version: str | None = None
+        self,
+        version: str,
+        digest: str,
+        kind: str,
+        from_version: str | None = None,
+        request: str | None = None,
     ) -> None:
-        """The deployment ticket, before anything else (history store; GitHub, for the
-        release tag of `version`: GitHub refuses a ref the repository does not have)."""
-        details = {"kind": kind, "backend": self.cfg.backend}
+        """The deployment ticket, before anything else (history store, with the approval
+        request it uses; GitHub, for the release tag of `version`: GitHub refuses a ref
+        the repository does not have)."""
+        details = {"kind": kind, "backend": self.cfg.backend, "request": request}
         how = "rollback" if kind == "rollback" else None
         self.dep_id = self.p.log.start(version, digest, from_version, details, trigger_name=how)
         if self.p.github is not None:

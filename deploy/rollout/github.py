@@ -82,18 +82,19 @@ class Records:
             json=body,
         )
 
-    def run_approvals(self, run_id: str) -> list[tuple[str, str]]:
-        """(login, when) of every approval of this environment on Actions run `run_id`."""
+    def run_approvals(self, run_id: str) -> list[Json]:
+        """Every environment review of Actions run `run_id`, as GitHub reports them
+        (`approvals.check_github` decides which count)."""
         resp = self.api.request(
             "GET", self._url(f"/actions/runs/{run_id}/approvals"), "read the run's approvals"
         )
-        out = []
-        for item in resp.json() or []:
-            envs = {e.get("name") for e in item.get("environments") or [] if isinstance(e, dict)}
-            if item.get("state") == "approved" and self.cfg.environment in envs:
-                login = str((item.get("user") or {}).get("login") or "")
-                out.append((login, str(item.get("submitted_at") or item.get("created_at") or "")))
-        return out
+        return [item for item in resp.json() or [] if isinstance(item, dict)]
+
+    def run(self, run_id: str) -> Json:
+        """The Actions run (its title, when it started)."""
+        resp = self.api.request("GET", self._url(f"/actions/runs/{run_id}"), "read the run")
+        data = resp.json()
+        return data if isinstance(data, dict) else {}
 
     def open_issue(self, title: str, body: str) -> str:
         """Open an issue; its URL."""

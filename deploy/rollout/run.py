@@ -3,7 +3,10 @@ open the parts, the checks that change nothing, then the flow."""
 
 from __future__ import annotations
 
+import getpass
+import subprocess
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +21,8 @@ from deploy.health import probe_health
 from deploy.record import DeploymentLog, promotion_verdict
 from deploy.registry import DistributionRegistry
 from deploy.release import _TAG_CHARS
-from deploy.rollout import approvals, config, github, state
+from deploy.rollout import approvals, config, github, signers, state
+from deploy.rollout.approvals import Request
 from deploy.rollout.backend import Backend
 from deploy.rollout.config import ProductionConfig, other
 from deploy.rollout.flow import Flow, Parts, RolledBack, new_state, request_abort, wait_for
@@ -90,19 +94,44 @@ def staging_url(settings: Settings) -> str:
     return f"http://{host}:{s.whole('port', minimum=1)}"
 
 
-def check_approvals(p: Parts, version: str) -> None:
-    """Two distinct approvals (local records, plus the Actions run's reviewers)."""
-    cfg = p.cfg
-    found = approvals.recorded(p.settings, cfg.environment, version, cfg.approval_max_age)
-    run_id = p.settings.env.get("GITHUB_RUN_ID", "")
-    if p.github is not None and p.settings.env.get("GITHUB_ACTIONS") == "true" and run_id:
-        found += approvals.from_github(p.github.run_approvals(run_id))
-    approvals.require(found, cfg.approvals, version, p.runner.say)
+def check_approvals(p: Parts, version: str, digest: str, request: Request | None) -> None:
+    """Enough distinct authenticated approvers: SSH-signed approvals of this image's
+    request, or (in GitHub Actions) this run's environment reviews; never both added."""
+    cfg, env = p.cfg, p.settings.env
+    if cfg.approvals == 0:
+        return
+    now = datetime.now(UTC)
+    signed: tuple[list[Any], list[Any]] = ([], [])
+    items = approvals.stored(p.settings, cfg.environment, version)
+    if items:
+        signers.load_allowed(cfg.approvers_file)  # one key = one person, or refuse
+        # Without an open request nothing can count; checking anyway names what was
+        # approved instead (another digest, a deployment already done).
+        want = request or Request("(none open)", cfg.environment, version, digest)
+
+        def verify(text: str, signature: str) -> Any:
+            return signers.verify(text, signature, cfg.approvers_file, cfg.approval_namespace)
+
+        signed = approvals.check_signed(items, want, verify, now, cfg.approval_max_age)
+    reviews = None
+    run_id = env.get("GITHUB_RUN_ID", "")
+    if p.github is not None and env.get("GITHUB_ACTIONS") == "true" and run_id:
+        reviews = approvals.check_github(
+            p.github.run_approvals(run_id),
+            p.github.run(run_id),
+            version,
+            cfg.approval_environments,
+            now,
+            cfg.approval_max_age,
+        )
+    for a in approvals.decide(cfg.approvals, version, signed, reviews, request):
+        how = "SSH signature" if a.via == "signed" else "GitHub review"
+        p.runner.say(f"approved by {a.approver} at {a.at:%Y-%m-%d %H:%M:%S} UTC ({how})")
 
 
-def checks(p: Parts, version: str, digest: str) -> None:
+def checks(p: Parts, version: str, digest: str, request: Request | None) -> None:
     """Everything that must hold before the new colour starts; changes nothing."""
-    check_approvals(p, version)
+    check_approvals(p, version, digest, request)
     if p.cfg.require_e2e:
         verdict = promotion_verdict(p.settings, version, digest)
         if not verdict.ok:
@@ -125,15 +154,17 @@ def deploy(settings: Settings, runner: Runner, version: str, extra: Mapping[str,
     flow = Flow(p)
     with state.locked(p.cfg.state_dir):
         problem: DeployError | None = None
+        request = None
         try:
             digest, image = resolve(settings, p.cfg, version)
+            request = approvals.find_request(settings, p.cfg.environment, version, digest)
         except DeployError as err:
             digest, image, problem = "", "", err
-        flow.open_record(version, digest, "rollout")
+        flow.open_record(version, digest, "rollout", request=request.id if request else None)
         try:
             if problem is not None:
                 raise problem
-            checks(p, version, digest)
+            checks(p, version, digest, request)
             flow.recover_previous()
             live, live_version = flow.live_colour()
             release = flow.release(version, image, "", extra)
@@ -200,7 +231,7 @@ def rollback(settings: Settings, runner: Runner, to: str) -> str:
     """`invoke rollback [--to V]`: abort the running rollout (manual trigger), or switch
     all traffic to V (default: the previous good version) on the idle colour."""
     p = parts(settings, runner)
-    who = approvals.identity(settings.env, settings.root)
+    who = operator(settings.env, settings.root)
     try:
         lock = state.locked(p.cfg.state_dir)
         lock.__enter__()
@@ -263,21 +294,59 @@ def _done() -> Any:
 
 
 def approve(settings: Settings, runner: Runner, version: str) -> str:
-    """`invoke deploy.approve --version V`: record this person's approval."""
+    """`invoke deploy.approve --version V`: sign this person's approval of V's image in
+    the registry, for its open approval request."""
     cfg = config.load(settings)
-    who = approvals.identity(settings.env, settings.root)
-    existing = approvals.recorded(settings, cfg.environment, version, cfg.approval_max_age)
-    if any(a.approver.strip().lower() == who.strip().lower() for a in existing):
+    signers.load_allowed(cfg.approvers_file)
+    key = signers.signing_key(settings.env, settings.root)
+    digest, _ = resolve(settings, cfg, version)
+    request = approvals.open_request(settings, cfg.environment, version, digest)
+    now = datetime.now(UTC)
+    stmt = approvals.Statement(cfg.environment, version, digest, request.id, now)
+    signature = signers.sign(stmt.text(), key, cfg.approval_namespace)
+    who = signers.verify(stmt.text(), signature, cfg.approvers_file, cfg.approval_namespace)
+    if not isinstance(who, signers.Verified):
         raise approvals.NotApproved(
-            f"{who} has already approved {version}: the second approval must come from "
-            "another person"
+            f"your key {key} does not count: {who}: add its public key to "
+            f"{cfg.approvers_file} (one line, `you@example.com ssh-ed25519 AAAA...`) and commit it"
         )
-    got = approvals.record(settings, cfg.environment, version, who)
-    count = len(approvals.distinct([*existing, got]))
+
+    def verify(text: str, sig: str) -> Any:
+        return signers.verify(text, sig, cfg.approvers_file, cfg.approval_namespace)
+
+    items = approvals.stored(settings, cfg.environment, version)
+    good, _ = approvals.check_signed(items, request, verify, now, cfg.approval_max_age)
+    if any(a.approver.casefold() == who.principal.casefold() for a in good):
+        raise approvals.NotApproved(
+            f"{who.principal} has already approved {version} (deployment {request.id}): the "
+            "second approval must come from another person"
+        )
+    approvals.record(settings, stmt, signature)
+    count = len(approvals.distinct(good)) + 1
     return (
-        f"approved {version} for {cfg.environment} as {who} "
-        f"({count} of {cfg.approvals} distinct approvals)"
+        f"approved {version} ({digest}) for {cfg.environment} as {who.principal} "
+        f"(key {who.fingerprint}), deployment {request.id}: {count} of {cfg.approvals} approvals"
     )
+
+
+def operator(env: Mapping[str, str], root: object = None) -> str:
+    """Who asks for a rollback, for the record: $DEPLOY_OPERATOR, else git's user.email,
+    else the login name. A label, not an authentication (a rollback needs no approval)."""
+    given = env.get("DEPLOY_OPERATOR", "").strip()
+    if given:
+        return given
+    try:
+        out = subprocess.run(
+            ["git", "config", "user.email"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=str(root) if root else None,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    return out or getpass.getuser()
 
 
 def proxy(settings: Settings, runner: Runner, action: str) -> str:

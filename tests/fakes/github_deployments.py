@@ -13,13 +13,15 @@ SHA).
 Implemented: POST /repos/{o}/{r}/deployments (201; 422 without ref or for an unknown
 ref), GET the same
 (filter by environment), POST/GET /repos/{o}/{r}/deployments/{id}/statuses (201; 422 for
-an unknown state), GET /repos/{o}/{r}/actions/runs/{id}/approvals, POST
-/repos/{o}/{r}/issues (201; 422 without title; body limited to 65536 characters).
+an unknown state), GET /repos/{o}/{r}/actions/runs/{id} (404 unless `add_run` made it)
+and its /approvals, POST /repos/{o}/{r}/issues (201; 422 without title; body limited
+to 65536 characters).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fakes.github_api import REPO, FakeGitHub, Request, Response, error, invalid
@@ -57,15 +59,38 @@ def _known_ref(api: FakeGitHub, repo: str, ref: str) -> bool:
     return name in {"main", *tags, *_refs(api).get(repo, set())}
 
 
-def approve_run(api: FakeGitHub, repo: str, run_id: str, login: str, env: str) -> None:
-    """Record a reviewer's approval of environment `env` on Actions run `run_id`."""
+def _runs(api: FakeGitHub) -> dict[tuple[str, str], Json]:
+    return api.__dict__.setdefault("_runs", {})
+
+
+def add_run(api: FakeGitHub, repo: str, run_id: str, title: str, created_at: str = "") -> None:
+    """An Actions run of `repo` whose title (`run-name`) is `title`."""
+    _runs(api)[(repo, run_id)] = {
+        "id": int(run_id),
+        "name": "deploy-production",
+        "display_title": title,
+        "created_at": created_at or _now(),
+        "status": "in_progress",
+    }
+
+
+def _now(delta: float = 0) -> str:
+    at = datetime.now(UTC) + timedelta(seconds=delta)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def approve_run(
+    api: FakeGitHub, repo: str, run_id: str, login: str, env: str, at: str = ""
+) -> None:
+    """Record a reviewer's approval of environment `env` on Actions run `run_id` (`at`:
+    when, ISO 8601; default now)."""
     _approvals(api).setdefault((repo, run_id), []).append(
         {
             "state": "approved",
             "comment": "",
             "environments": [{"name": env}],
             "user": {"login": login},
-            "submitted_at": "2026-01-01T00:00:00Z",
+            "submitted_at": at or _now(),
         }
     )
 
@@ -130,6 +155,11 @@ def register(api: FakeGitHub) -> None:
         if dep is None:
             return error(404, "Not Found")
         return Response(200, list(reversed(dep["_statuses"])))
+
+    @api.route("GET", REPO + r"/actions/runs/(?P<run>\d+)")
+    def get_run(api: FakeGitHub, req: Request, g: dict[str, str]) -> Response:
+        run = _runs(api).get((g["repo"], g["run"]))
+        return Response(200, run) if run is not None else error(404, "Not Found")
 
     @api.route("GET", REPO + r"/actions/runs/(?P<run>\d+)/approvals")
     def run_approvals(api: FakeGitHub, req: Request, g: dict[str, str]) -> Response:

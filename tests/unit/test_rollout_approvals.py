@@ -1,18 +1,26 @@
-"""Approvals (two distinct people, recorded in the history store or read from the
-Actions run's environment reviews), the GitHub records (deployment, statuses, issue)
-against the local fake API, and the live view's lines."""
+"""Approvals, their pure logic (what counts, what does not and why; the allowed-signers
+file; requests spent by their rollout), the GitHub records (run reviews, deployment,
+statuses, issue) against the local fake API, and the live view's lines. The real
+ssh-keygen signs and verifies in tests/e2e/test_approvals.py."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fakes.github_api import FakeGitHub
-from fakes.github_deployments import add_ref, approve_run, deployments, issues
+from fakes.github_deployments import add_ref, add_run, approve_run, deployments, issues
 
+from ci.errors import PipelineError
 from ci.history.context import GitState
+from ci.history.records import Deployment
 from ci.settings import load
-from deploy.rollout import approvals, config, github
+from deploy.errors import PreconditionFailed
+from deploy.record import DeploymentLog
+from deploy.rollout import approvals, config, github, signers
 from deploy.rollout.live import Status, View, line
 from deploy.rollout.metrics import Sample
 
@@ -26,35 +34,182 @@ def settings(tmp_path: Path, **env: str):
 GIT = GitState(commit="c" * 40, branch="main", dirty=False)
 
 
-def test_two_distinct_people_are_needed(tmp_path: Path) -> None:
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+DIGEST = "sha256:" + "d" * 64
+REQ = approvals.Request("r1", "production", "1.0.0", DIGEST)
+
+
+def _stmt(**changes: object) -> approvals.Statement:
+    base = approvals.Statement("production", "1.0.0", DIGEST, "r1", NOW - timedelta(hours=1))
+    return replace(base, **changes)
+
+
+def _verify(text: str, signature: str) -> approvals.Verified | str:
+    """Stands in for ssh-keygen here (tests/e2e/test_approvals.py runs the real one):
+    the "signature" names the principal its key belongs to, or is bad."""
+    return approvals.Verified(signature, "SHA256:x") if signature != "bad" else "bad signature"
+
+
+def test_the_statement_is_exact_and_tamper_evident() -> None:
+    text = _stmt().text()
+    assert approvals.Statement.parse(text) == _stmt()
+    assert "digest: " + DIGEST in text and "deployment: r1" in text
+    assert approvals.Statement.parse(text.replace("1.0.0", "1.0.1")) is not None  # re-signed
+    for bad in (text + "extra: 1\n", text.replace("version", "versions"), " " + text, ""):
+        assert approvals.Statement.parse(bad) is None
+
+
+@pytest.mark.parametrize(
+    ("stmt", "why"),
+    [
+        (_stmt(version="1.0.1"), "approves version 1.0.1"),
+        (_stmt(digest="sha256:" + "e" * 64), "approves digest sha256:eeee"),
+        (_stmt(deployment="r0"), "approves deployment r0"),
+        (_stmt(environment="staging"), "approves environment staging"),
+        (_stmt(at=NOW - timedelta(days=2)), "older than 86400s"),
+        (_stmt(at=NOW + timedelta(hours=1)), "in the future"),
+    ],
+)
+def test_an_approval_of_anything_else_does_not_count(stmt, why: str) -> None:
+    good, bad = approvals.check_signed([(stmt.text(), "alice")], REQ, _verify, NOW, 86400)
+    assert good == [] and len(bad) == 1
+    assert bad[0].who == "alice" and why in bad[0].why
+
+
+def test_the_approver_is_the_key_owner_and_counts_once() -> None:
+    items = [(_stmt().text(), "alice"), (_stmt(at=NOW).text(), "Alice"), (_stmt().text(), "bad")]
+    good, bad = approvals.check_signed(items, REQ, _verify, NOW, 86400)
+    assert [a.approver for a in approvals.distinct(good)] == ["alice"]
+    assert [r.why for r in bad] == ["bad signature"]
+    with pytest.raises(approvals.NotApproved) as err:
+        approvals.decide(2, "1.0.0", (good, bad), None, REQ)
+    line = str(err.value)
+    assert "1 of 2 approvals" in line and "signed by alice for deployment r1" in line
+    assert "? (bad signature)" in line and "\n" not in line
+    good2, _ = approvals.check_signed([(_stmt().text(), "bob")], REQ, _verify, NOW, 86400)
+    got = approvals.decide(2, "1.0.0", (good + good2, bad), None, REQ)
+    assert sorted(a.approver for a in got) == ["alice", "bob"]
+
+
+RUN = {
+    "id": 77,
+    "display_title": "production rollout of 1.0.0",
+    "created_at": "2026-12-07T11:00:00Z",
+}
+
+
+def _review(login: str, env: str, at: str = "2026-12-07T11:30:00Z", state: str = "approved"):
+    return {
+        "state": state,
+        "user": {"login": login},
+        "environments": [{"name": env}],
+        "submitted_at": at,
+    }
+
+
+ENVS = ("production-approval", "production")
+
+
+def test_github_reviews_count_only_for_this_run_version_and_age() -> None:
+    reviews = [
+        _review("dana", "production-approval"),
+        _review("dana", "production"),  # the same login on both environments
+        _review("erin", "staging"),  # another environment: ignored
+        _review("frank", "production", state="rejected"),
+        _review("gina", "production", at="2025-12-07T11:30:00Z"),  # a year old
+        _review("hugo", "production", at="2026-12-07T10:00:00Z"),  # before this run
+    ]
+    good, bad = approvals.check_github(reviews, RUN, "1.0.0", ENVS, NOW, 86400)
+    assert [a.approver for a in approvals.distinct(good)] == ["dana"]
+    assert {r.who: r.why.split(" (")[0] for r in bad} == {
+        "gina": "older than 86400s",
+        "hugo": "submitted before this run started",
+    }
+    other = {**RUN, "display_title": "production rollout of 1.0.01"}
+    good, bad = approvals.check_github(reviews, other, "1.0.0", ENVS, NOW, 86400)
+    assert good == [] and "does not name 1.0.0" in bad[0].why
+    ok = [_review("dana", "production-approval"), _review("ivan", "production")]
+    tagged = {**RUN, "display_title": "production rollout of v1.0.0"}
+    good, _ = approvals.check_github(ok, tagged, "1.0.0", ENVS, NOW, 86400)
+    assert len(approvals.decide(2, "1.0.0", ([], []), (good, []), None)) == 2
+
+
+def test_signed_and_github_approvals_are_never_added() -> None:
+    signed, _ = approvals.check_signed([(_stmt().text(), "alice")], REQ, _verify, NOW, 86400)
+    gh, _ = approvals.check_github([_review("bob", "production")], RUN, "1.0.0", ENVS, NOW, 86400)
+    with pytest.raises(
+        approvals.NotApproved, match="1 of 2 approvals by distinct people \\(signed"
+    ):
+        approvals.decide(2, "1.0.0", (signed, []), (gh, []), REQ)
+    assert approvals.decide(0, "1.0.0", ([], []), None, None) == []
+
+
+def test_a_request_is_spent_once_its_rollout_has_ended() -> None:
+    def dep(outcome: str, **details: object) -> Deployment:
+        return Deployment(
+            "d", "production", "1.0.0", DIGEST, NOW, None, outcome, "manual", details=details
+        )
+
+    assert (
+        approvals.spent([dep("in_progress", request="a")]) == set()
+    )  # killed: recovery may finish it
+    assert approvals.spent([dep("failed", request="b", refused="no approvals")]) == set()
+    assert approvals.spent([dep("succeeded", request="c"), dep("rolled_back", request="d")]) == {
+        "c",
+        "d",
+    }
+
+
+def test_requests_are_opened_once_per_image_and_spent_by_their_rollout(tmp_path: Path) -> None:
     s = settings(tmp_path)
-    approvals.record(s, "production", "1.0.0", "alice@example.com", GIT)
-    approvals.record(s, "production", "1.0.0", "Alice@Example.com", GIT)  # same person
-    approvals.record(s, "production", "2.0.0", "bob@example.com", GIT)  # another version
-    approvals.record(s, "staging", "1.0.0", "bob@example.com", GIT)  # another environment
-    found = approvals.recorded(s, "production", "1.0.0", 3600)
-    assert len(found) == 2
-    with pytest.raises(approvals.NotApproved, match=r"1 of 2 distinct approvals \(by alice"):
-        approvals.require(found, 2, "1.0.0", print)
-    with pytest.raises(approvals.NotApproved, match="1 duplicate"):
-        approvals.require(found, 2, "1.0.0", print)
-    approvals.record(s, "production", "1.0.0", "bob@example.com", GIT)
-    said: list[str] = []
-    got = approvals.require(
-        approvals.recorded(s, "production", "1.0.0", 3600), 2, "1.0.0", said.append
+    req = approvals.open_request(s, "production", "1.0.0", DIGEST, GIT)
+    assert approvals.open_request(s, "production", "1.0.0", DIGEST, GIT) == req
+    other = approvals.open_request(s, "production", "1.0.0", "sha256:" + "e" * 64, GIT)
+    assert other.id != req.id
+    log = DeploymentLog(s, "production", print)
+    log.finish(log.start("1.0.0", DIGEST, None, {"request": req.id}), "succeeded", {})
+    assert approvals.find_request(s, "production", "1.0.0", DIGEST) is None
+    assert approvals.open_request(s, "production", "1.0.0", DIGEST, GIT).id != req.id
+
+
+ALICE = "AAAAC3NzaC1lZDI1NTE5AAAAIGYTZqe1zipoqTH4ENGIaLhBluenUgxh0pWNnQQb8ItF"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        (f"*@corp.com ssh-ed25519 {ALICE}", "not one person"),
+        (f"alice,bob ssh-ed25519 {ALICE}", "not one person"),
+        (f"ca cert-authority ssh-ed25519 {ALICE}", "cert-authority"),
+        (f"alice ssh-ed25519 {ALICE}\nbob ssh-ed25519 {ALICE}", "also 'alice'"),
+        ("alice ssh-ed25519", "expected `principal"),
+        ("alice ssh-ed25519 not*base64", "not base64"),
+    ],
+)
+def test_the_approvers_file_keeps_one_key_one_person(text: str, why: str) -> None:
+    with pytest.raises(PreconditionFailed, match=re.escape(why)):
+        signers.parse_allowed(text, "deploy/approvers")
+
+
+def test_the_approvers_file_format() -> None:
+    text = (
+        "# comment\n\n"
+        f'alice@example.com namespaces="production-approval,git" ssh-ed25519 {ALICE} laptop\n'
+        f"alice@example.com ssh-ed25519 {ALICE[:-4]}AAAA yubikey\n"
     )
-    assert [a.approver for a in got] == ["alice@example.com", "bob@example.com"]
-    assert len(said) == 2 and "approved by alice@example.com" in said[0]
+    got = signers.parse_allowed(text, "x")
+    assert [(s.principal, s.line) for s in got] == [
+        ("alice@example.com", 3),
+        ("alice@example.com", 4),
+    ]
+    committed = signers.parse_allowed((ROOT / "deploy" / "approvers").read_text(), "approvers")
+    assert committed == []  # the repository ships no one's key: each team adds its own
 
 
-def test_the_approver_is_who_runs_it() -> None:
-    assert approvals.identity({"DEPLOY_APPROVER": " carol "}) == "carol"
-
-
-def test_github_environment_reviews_count_as_approvals(tmp_path: Path) -> None:
+def test_github_environment_reviews_are_read_back(tmp_path: Path) -> None:
     with FakeGitHub() as api:
         approve_run(api, "acme/trading", "77", "dana", "production")
-        approve_run(api, "acme/trading", "77", "erin", "staging")  # another environment
+        add_run(api, "acme/trading", "77", "production rollout of 1.0.0")
         cfg = config.load(
             settings(
                 tmp_path,
@@ -65,17 +220,11 @@ def test_github_environment_reviews_count_as_approvals(tmp_path: Path) -> None:
         )
         rec = github.records(cfg, print)
         assert rec is not None
-        found = approvals.from_github(rec.run_approvals("77"))
-        assert [a.approver for a in found] == ["dana"]
-        with pytest.raises(approvals.NotApproved):
-            approvals.require(found, 2, "1.0.0", print)
-        approve_run(api, "acme/trading", "77", "frank", "production")
-        assert (
-            len(
-                approvals.require(approvals.from_github(rec.run_approvals("77")), 2, "1.0.0", print)
-            )
-            == 2
-        )
+        [review] = rec.run_approvals("77")
+        assert review["user"]["login"] == "dana"
+        assert rec.run("77")["display_title"] == "production rollout of 1.0.0"
+        with pytest.raises(PipelineError, match="404"):
+            rec.run("78")
         add_ref(api, "acme/trading", "v1.0.0")
         dep = rec.create_deployment("v1.0.0", "1.0.0", {"kind": "rollout"})
         rec.status(dep, "in_progress", "started")
