@@ -1,5 +1,6 @@
 """The invoke tasks of the production rollout: `deploy.production`, `deploy.approve`,
-`deploy.proxy` (added to the `deploy` collection) and the top-level `rollback`."""
+`deploy.approvals`, `deploy.proxy` (added to the `deploy` collection) and the top-level
+`rollback`."""
 
 from __future__ import annotations
 
@@ -32,8 +33,13 @@ def add(ns: Collection, root: Path) -> None:
 
     @task(help={"version": "the version you approve for production"})
     def approve(c: Context, version: str = "") -> None:
-        """Record your approval of a version for production (two people needed)."""
+        """Sign your approval of a version's image with your SSH key (two people needed)."""
         _exit(entries.approve(root, version))
+
+    @task(help={"version": "the version whose approvals to show"})
+    def approvals(c: Context, version: str = "") -> None:
+        """Who approved a version's image for production, and what counts (changes nothing)."""
+        _exit(entries.approval_status(root, version))
 
     @task(help={"start": "start HAProxy in the background", "stop": "stop the one started here"})
     def proxy(c: Context, start: bool = False, stop: bool = False) -> None:
@@ -42,6 +48,7 @@ def add(ns: Collection, root: Path) -> None:
 
     ns.add_task(production, name="production")
     ns.add_task(approve, name="approve")
+    ns.add_task(approvals, name="approvals")
     ns.add_task(proxy, name="proxy")
 
 

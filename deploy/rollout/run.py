@@ -6,7 +6,6 @@ from __future__ import annotations
 import getpass
 import subprocess
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +20,7 @@ from deploy.health import probe_health
 from deploy.record import DeploymentLog, promotion_verdict
 from deploy.registry import DistributionRegistry
 from deploy.release import _TAG_CHARS
-from deploy.rollout import approvals, config, github, signers, state
+from deploy.rollout import approvals, config, github, sign_off, signers, state
 from deploy.rollout.approvals import Request
 from deploy.rollout.backend import Backend
 from deploy.rollout.config import ProductionConfig, other
@@ -94,44 +93,9 @@ def staging_url(settings: Settings) -> str:
     return f"http://{host}:{s.whole('port', minimum=1)}"
 
 
-def check_approvals(p: Parts, version: str, digest: str, request: Request | None) -> None:
-    """Enough distinct authenticated approvers: SSH-signed approvals of this image's
-    request, or (in GitHub Actions) this run's environment reviews; never both added."""
-    cfg, env = p.cfg, p.settings.env
-    if cfg.approvals == 0:
-        return
-    now = datetime.now(UTC)
-    signed: tuple[list[Any], list[Any]] = ([], [])
-    items = approvals.stored(p.settings, cfg.environment, version)
-    if items:
-        signers.load_allowed(cfg.approvers_file)  # one key = one person, or refuse
-        # Without an open request nothing can count; checking anyway names what was
-        # approved instead (another digest, a deployment already done).
-        want = request or Request("(none open)", cfg.environment, version, digest)
-
-        def verify(text: str, signature: str) -> Any:
-            return signers.verify(text, signature, cfg.approvers_file, cfg.approval_namespace)
-
-        signed = approvals.check_signed(items, want, verify, now, cfg.approval_max_age)
-    reviews = None
-    run_id = env.get("GITHUB_RUN_ID", "")
-    if p.github is not None and env.get("GITHUB_ACTIONS") == "true" and run_id:
-        reviews = approvals.check_github(
-            p.github.run_approvals(run_id),
-            p.github.run(run_id),
-            version,
-            cfg.approval_environments,
-            now,
-            cfg.approval_max_age,
-        )
-    for a in approvals.decide(cfg.approvals, version, signed, reviews, request):
-        how = "SSH signature" if a.via == "signed" else "GitHub review"
-        p.runner.say(f"approved by {a.approver} at {a.at:%Y-%m-%d %H:%M:%S} UTC ({how})")
-
-
 def checks(p: Parts, version: str, digest: str, request: Request | None) -> None:
     """Everything that must hold before the new colour starts; changes nothing."""
-    check_approvals(p, version, digest, request)
+    sign_off.check(p.settings, p.cfg, p.github, version, digest, request, p.runner.say)
     if p.cfg.require_e2e:
         verdict = promotion_verdict(p.settings, version, digest)
         if not verdict.ok:
@@ -295,38 +259,25 @@ def _done() -> Any:
 
 def approve(settings: Settings, runner: Runner, version: str) -> str:
     """`invoke deploy.approve --version V`: sign this person's approval of V's image in
-    the registry, for its open approval request."""
+    the registry."""
     cfg = config.load(settings)
     signers.load_allowed(cfg.approvers_file)
     key = signers.signing_key(settings.env, settings.root)
     digest, _ = resolve(settings, cfg, version)
-    request = approvals.open_request(settings, cfg.environment, version, digest)
-    now = datetime.now(UTC)
-    stmt = approvals.Statement(cfg.environment, version, digest, request.id, now)
-    signature = signers.sign(stmt.text(), key, cfg.approval_namespace)
-    who = signers.verify(stmt.text(), signature, cfg.approvers_file, cfg.approval_namespace)
-    if not isinstance(who, signers.Verified):
-        raise approvals.NotApproved(
-            f"your key {key} does not count: {who}: add its public key to "
-            f"{cfg.approvers_file} (one line, `you@example.com ssh-ed25519 AAAA...`) and commit it"
-        )
+    return sign_off.approve(settings, cfg, version, digest, key)
 
-    def verify(text: str, sig: str) -> Any:
-        return signers.verify(text, sig, cfg.approvers_file, cfg.approval_namespace)
 
-    items = approvals.stored(settings, cfg.environment, version)
-    good, _ = approvals.check_signed(items, request, verify, now, cfg.approval_max_age)
-    if any(a.approver.casefold() == who.principal.casefold() for a in good):
-        raise approvals.NotApproved(
-            f"{who.principal} has already approved {version} (deployment {request.id}): the "
-            "second approval must come from another person"
-        )
-    approvals.record(settings, stmt, signature)
-    count = len(approvals.distinct(good)) + 1
-    return (
-        f"approved {version} ({digest}) for {cfg.environment} as {who.principal} "
-        f"(key {who.fingerprint}), deployment {request.id}: {count} of {cfg.approvals} approvals"
-    )
+def approval_status(settings: Settings, runner: Runner, version: str) -> str:
+    """`invoke deploy.approvals --version V`: who approved V's image, what counts."""
+    cfg = config.load(settings)
+    runner.redact.add(cfg.secrets())
+    digest, _ = resolve(settings, cfg, version)
+    gh = github.records(cfg, runner.say)
+    try:
+        return sign_off.status(settings, cfg, gh, version, digest, runner.say)
+    finally:
+        if gh is not None:
+            gh.close()
 
 
 def operator(env: Mapping[str, str], root: object = None) -> str:

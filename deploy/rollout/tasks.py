@@ -1,6 +1,6 @@
-"""The entry points: `invoke deploy.production`, `deploy.approve`, `deploy.proxy` and
-`invoke rollback`. Each prints masked output, turns expected failures into one `error:`
-line and a distinct exit code, and (production, rollback) writes
+"""The entry points: `invoke deploy.production`, `deploy.approve`, `deploy.approvals`,
+`deploy.proxy` and `invoke rollback`. Each prints masked output, turns expected failures
+into one `error:` line and a distinct exit code, and (production, rollback) writes
 `<output_dir>/production.json`."""
 
 from __future__ import annotations
@@ -137,6 +137,19 @@ def approve(root: Path, version: str, env: Mapping[str, str] | None = None) -> i
 
     return entry(
         root, "approve", lambda s, r: run.approve(s, r, need_version(version)), env, result=False
+    )
+
+
+def approval_status(root: Path, version: str, env: Mapping[str, str] | None = None) -> int:
+    """`invoke deploy.approvals --version V`."""
+    from deploy.rollout import run
+
+    return entry(
+        root,
+        "approvals",
+        lambda s, r: run.approval_status(s, r, need_version(version)),
+        env,
+        result=False,
     )
 
 

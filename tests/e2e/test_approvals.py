@@ -220,6 +220,10 @@ def test_two_people_with_their_own_keys_are_two_approvals(team: Team) -> None:
     first = team.approve(V1, "alice")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "as alice@example.com" in last(first) and "1 of 2 approvals" in last(first)
+    shown = team.invoke("deploy.approvals", "--version", V1)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "counts: alice@example.com" in shown.stdout and "SSH signature" in shown.stdout
+    assert last(shown).startswith("not yet: ") and "1 of 2 approvals" in last(shown)
     second = team.approve(V1, "bob")
     assert "as bob@example.com" in last(second) and "2 of 2 approvals" in last(second)
     r = team.production(V1)
