@@ -270,3 +270,16 @@ def test_live_view_lines() -> None:
     assert len(said) == 2 and "holding 3s" in said[1]
     table = View(th, said.append, rich=True)._table(st)
     assert table.row_count == 3  # two colours and the limits
+
+
+def test_the_production_workflow_asks_two_environments_in_sequence() -> None:
+    from ci import workflows
+
+    doc = workflows.load(ROOT / ".github" / "workflows" / "deploy-production.yml").doc
+    cfg = config.load(load(ROOT, {}))
+    jobs = doc["jobs"]
+    assert [job["environment"] for job in jobs.values()] == list(cfg.approval_environments)
+    assert jobs["production"]["needs"] == "approval"
+    assert "${{ inputs.version }}" in doc["run-name"]  # check_github matches the title
+    for job in jobs.values():
+        assert job["permissions"]["actions"] == "read"  # the run's reviews, read back
