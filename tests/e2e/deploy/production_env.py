@@ -91,18 +91,22 @@ class Production:
         self.out = root / "out"
         self.state = root / "state"
         self.url = f"http://127.0.0.1:{self.port}"
+        self.approvers = root / "approvers"  # the allowed-signers file of the approvers
+        self.approvers.touch()
         self.extra: dict[str, str] = {}
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CIPIPE_")}
         for name in ("GITHUB_ACTIONS", "GITHUB_TOKEN", "SLACK_WEBHOOK_URL", "GITHUB_RUN_ID"):
             env.pop(name, None)
+        env.pop("DEPLOY_SIGNING_KEY", None)
         env.update(
             CIPIPE_OUTPUT_DIR=str(self.out),
             CIPIPE_HISTORY__PATH=str(self.root / "history.sqlite3"),
             CIPIPE_STAGING__URL=self.staging_url,
             CIPIPE_PRODUCTION__REGISTRY=self.registry,
             CIPIPE_PRODUCTION__STATE_DIR=str(self.state),
+            CIPIPE_PRODUCTION__APPROVERS_FILE=str(self.approvers),
             CIPIPE_PRODUCTION__HAPROXY__BIND=f"127.0.0.1:{self.port}",
             CIPIPE_PRODUCTION__HAPROXY__BLUE_PORT=str(self.ports["blue"]),
             CIPIPE_PRODUCTION__HAPROXY__GREEN_PORT=str(self.ports["green"]),
@@ -164,9 +168,28 @@ class Production:
         )
         return digest
 
+    def signing_key(self, person: str) -> Path:
+        """`person`'s SSH key (made on first use) and their line in the approvers file."""
+        key = self.root / "keys" / person
+        if not key.is_file():
+            key.parent.mkdir(exist_ok=True)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", person, "-f", str(key)],
+                check=True,
+            )
+            pub = " ".join(key.with_suffix(".pub").read_text().split()[:2])
+            with self.approvers.open("a", encoding="utf-8") as fh:
+                fh.write(f"{person} {pub}\n")
+        return key
+
+    def approve_as(self, version: str, person: str) -> subprocess.CompletedProcess:
+        """`invoke deploy.approve` signed with `person`'s key."""
+        key = str(self.signing_key(person))
+        return self.invoke("deploy.approve", "--version", version, DEPLOY_SIGNING_KEY=key)
+
     def approve(self, version: str, *people: str) -> None:
         for person in people:
-            r = self.invoke("deploy.approve", "--version", version, DEPLOY_APPROVER=person)
+            r = self.approve_as(version, person)
             assert r.returncode == 0 or "already approved" in r.stderr, r.stdout + r.stderr
 
     def weights(self) -> dict[str, int]:
