@@ -254,29 +254,30 @@ def check_github(
     now: datetime,
     max_age: float,
 ) -> tuple[list[Approval], list[Rejected]]:
-    """The run's environment reviews that count, and the others with why."""
+    """The run's environment reviews that count, and the others with why. GitHub's
+    review history carries no review time (environments, state, user, comment): a
+    review is as old as the run attempt it was given in, so the run's start
+    (`run_started_at`, the latest attempt) must be within the max age."""
+    name = f"run {run.get('id')}"
     title = str(run.get("display_title") or run.get("name") or "")
-    started = _when(str(run.get("created_at") or ""))
     if not re.search(rf"(?<![\w.])v?{re.escape(version)}(?![\w.])", title):
-        return [], [
-            Rejected(f"run {run.get('id')}", f"its title {title!r} does not name {version}")
-        ]
+        return [], [Rejected(name, f"its title {title!r} does not name {version}")]
+    started = _when(str(run.get("run_started_at") or run.get("created_at") or ""))
+    if started is None:
+        return [], [Rejected(name, "GitHub gave no start time")]
+    stale = _age_problem(started, now, max_age)
     wanted = set(environments)
     good: list[Approval] = []
     bad: list[Rejected] = []
     for item in reviews:
         login = str((item.get("user") or {}).get("login") or "")
         envs = {e.get("name") for e in item.get("environments") or [] if isinstance(e, dict)}
-        at = _when(str(item.get("submitted_at") or item.get("created_at") or ""))
         if item.get("state") != "approved" or not login or not envs & wanted:
             continue
-        problem = "no review time" if at is None else _age_problem(at, now, max_age)
-        if not problem and at is not None and started is not None and at < started - SKEW:
-            problem = "submitted before this run started"
-        if problem or at is None:
-            bad.append(Rejected(login, problem or "no review time"))
+        if stale:
+            bad.append(Rejected(login, f"given in {name}, started {stale.split(' (')[0]}"))
         else:
-            good.append(Approval(login, at, "github"))
+            good.append(Approval(login, started, "github"))
     return good, bad
 
 

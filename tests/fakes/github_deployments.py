@@ -21,7 +21,7 @@ to 65536 characters).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from fakes.github_api import REPO, FakeGitHub, Request, Response, error, invalid
@@ -63,34 +63,34 @@ def _runs(api: FakeGitHub) -> dict[tuple[str, str], Json]:
     return api.__dict__.setdefault("_runs", {})
 
 
-def add_run(api: FakeGitHub, repo: str, run_id: str, title: str, created_at: str = "") -> None:
-    """An Actions run of `repo` whose title (`run-name`) is `title`."""
+def add_run(api: FakeGitHub, repo: str, run_id: str, title: str, started_at: str = "") -> None:
+    """An Actions run of `repo` whose title (`run-name`) is `title`, started at
+    `started_at` (ISO 8601; default now)."""
+    at = started_at or _now()
     _runs(api)[(repo, run_id)] = {
         "id": int(run_id),
         "name": "deploy-production",
         "display_title": title,
-        "created_at": created_at or _now(),
+        "created_at": at,
+        "run_started_at": at,
+        "run_attempt": 1,
         "status": "in_progress",
     }
 
 
-def _now(delta: float = 0) -> str:
-    at = datetime.now(UTC) + timedelta(seconds=delta)
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def approve_run(
-    api: FakeGitHub, repo: str, run_id: str, login: str, env: str, at: str = ""
-) -> None:
-    """Record a reviewer's approval of environment `env` on Actions run `run_id` (`at`:
-    when, ISO 8601; default now)."""
+def approve_run(api: FakeGitHub, repo: str, run_id: str, login: str, env: str) -> None:
+    """Record a reviewer's approval of environment `env` on Actions run `run_id`. As on
+    GitHub, the review history holds no review time: environments, state, user, comment."""
     _approvals(api).setdefault((repo, run_id), []).append(
         {
             "state": "approved",
             "comment": "",
             "environments": [{"name": env}],
             "user": {"login": login},
-            "submitted_at": at or _now(),
         }
     )
 
