@@ -1,7 +1,7 @@
 """The `deploy` invoke collection: `deploy.staging`, `deploy.registry`, and the
 production tasks of deploy/rollout (`deploy.production`, `deploy.approve`,
-`deploy.proxy`). tasks.py adds it with `collection(ROOT)`; the staging flow lives in
-deploy.staging."""
+`deploy.approvals`, `deploy.proxy`). tasks.py adds it with `collection(ROOT)`; the
+staging flow lives in deploy.staging."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """The production rollout: blue/green with a weighted traffic shift (10% -> 50% -> 100%
-by default), live metric analysis, automated rollback in seconds, two approvals and
-incident reports. `invoke deploy.production` (deploy/rollout/tasks.py) drives it.
+by default), live metric analysis, automated rollback in seconds, two approvals by two
+authenticated people (approvals.py: SSH signatures checked against deploy/approvers, or
+this Actions run's environment reviews; sign_off.py runs them) and incident reports.
+`invoke deploy.production` (deploy/rollout/tasks.py) drives it.
 
 One controller (controller.py) runs the same steps whatever carries the traffic;
 a `backend.Backend` does the moving:
