@@ -103,7 +103,7 @@ class Team:
         return path
 
     def allow(self, principal: str, key: str) -> None:
-        pub = " ".join((self.keys[key].with_suffix(".pub").read_text().split())[:2])
+        pub = " ".join((Path(f"{self.keys[key]}.pub").read_text().split())[:2])
         with self.approvers.open("a") as fh:
             fh.write(f"{principal} {pub}\n")
 

@@ -177,7 +177,7 @@ class Production:
                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", person, "-f", str(key)],
                 check=True,
             )
-            pub = " ".join(key.with_suffix(".pub").read_text().split()[:2])
+            pub = " ".join(Path(f"{key}.pub").read_text().split()[:2])
             with self.approvers.open("a", encoding="utf-8") as fh:
                 fh.write(f"{person} {pub}\n")
         return key
