@@ -24,6 +24,9 @@ class Options:
     target: str | None = None
     allow_dirty: bool = False
     publish: bool = True
+    # A build of a main commit for staging (never published): the version is the crate's
+    # with a `-main.g<commit>` pre-release part, so it cannot pass for a release.
+    snapshot: bool = False
 
 
 @dataclass(frozen=True)

@@ -28,17 +28,19 @@ from ci.release.manifest import MANIFEST_SCHEMA, record_release, write_manifest
 from ci.release.plan import Facts, Plan, make_plan, show
 from ci.release.publish import LocalAsset, Publisher
 from ci.release.repo import read_state
-from ci.release.version import parse_tag
+from ci.release.version import parse_tag, snapshot_tag
 from ci.result import atomic_write
 
 
 def gather(ctx: StageContext, opts: Options, cfg: ReleaseConfig) -> Facts:
     """Read-only probes: the tag's syntax first (no process runs for a malformed tag),
     then cargo metadata, git, rustc and the installed cargo-auditable."""
-    tag = parse_tag(opts.tag)
+    tag = parse_tag(opts.tag) if not opts.snapshot else None
     meta = cargo.metadata(ctx)
     crate = find_crate(meta, cfg.binary)
-    git = read_state(ctx.runner, ctx.workspace, tag.name)
+    git = read_state(ctx.runner, ctx.workspace, tag.name if tag else "")
+    if tag is None:
+        tag = snapshot_tag(crate.version, git.head)
     rustc = build.rustc_facts(ctx.runner, ctx.cargo_env())
     std = build.std_installed(ctx.runner, ctx.cargo_env(), opts.target) if opts.target else None
     return Facts(

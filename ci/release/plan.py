@@ -135,14 +135,20 @@ def _checks(
     documents: Sequence[Path],
     doc_problems: Sequence[str],
 ) -> list[Check]:
-    checks = [Check("ok", f"tag {facts.tag.name} is a semantic version")]
-    mismatch = version_problem(facts.tag, facts.crate, facts.workspace)
-    checks.append(
-        Check("FAIL", mismatch)
-        if mismatch
-        else Check("ok", f"{facts.crate.name} {facts.crate.version} matches the tag")
-    )
-    failures, warnings = problems(facts.git, facts.tag.name, opts.allow_dirty)
+    if opts.snapshot:
+        checks = [Check("ok", f"main build {facts.tag.version} of commit {facts.git.head[:12]}")]
+        if opts.publish:
+            checks.append(Check("FAIL", "a main build is never published: pass --no-publish"))
+        failures, warnings = problems(facts.git, None, opts.allow_dirty)
+    else:
+        checks = [Check("ok", f"tag {facts.tag.name} is a semantic version")]
+        mismatch = version_problem(facts.tag, facts.crate, facts.workspace)
+        checks.append(
+            Check("FAIL", mismatch)
+            if mismatch
+            else Check("ok", f"{facts.crate.name} {facts.crate.version} matches the tag")
+        )
+        failures, warnings = problems(facts.git, facts.tag.name, opts.allow_dirty)
     checks += [Check("FAIL", text) for text in failures]
     checks += [Check("warn", text) for text in warnings]
     if facts.git.tag_commit == facts.git.head:

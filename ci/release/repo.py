@@ -59,13 +59,16 @@ def read_state(runner: Runner, cwd: Path, tag: str) -> GitState:
     )
 
 
-def problems(state: GitState, tag: str, allow_dirty: bool) -> tuple[list[str], list[str]]:
+def problems(state: GitState, tag: str | None, allow_dirty: bool) -> tuple[list[str], list[str]]:
     """(failures, warnings), one line each. A release builds exactly the tagged commit
-    from a clean tree; `allow_dirty` (local trials) turns both into warnings."""
+    from a clean tree (`tag` None: a main build, HEAD itself); `allow_dirty` (local
+    trials) turns both into warnings."""
     failures: list[str] = []
     warnings: list[str] = []
     short = state.head[:12]
-    if state.tag_commit is None:
+    if tag is None:
+        pass
+    elif state.tag_commit is None:
         line = f"tag {tag} does not exist: create it on the release commit (git tag {tag})"
         (warnings if allow_dirty else failures).append(
             line + (" -- building HEAD anyway (--allow-dirty)" if allow_dirty else "")

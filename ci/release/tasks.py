@@ -18,6 +18,8 @@ HELP = {
     "target": "target triple to build for (default: the host's)",
     "allow_dirty": "local trial: build a dirty tree or a commit the tag does not point at",
     "publish": "publish the GitHub release (--no-publish stops after packaging)",
+    "snapshot": "build HEAD (a main commit) for staging as <version>-main.g<commit>; "
+    "never published, never a release",
 }
 
 
@@ -29,6 +31,7 @@ def main(
     target: str = "",
     allow_dirty: bool = False,
     publish: bool = True,
+    snapshot: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> int:
     """Run the release flow for project `root`; returns the exit code. Everything printed
@@ -48,13 +51,18 @@ def main(
 
     env = dict(os.environ if env is None else env)
     redactor = Redactor(secrets_from_env(env))
-    opts = Options(tag, dry_run, target.strip() or None, allow_dirty, publish)
+    if snapshot and tag:
+        print("error: --snapshot builds HEAD under its own version: drop --tag", file=sys.stderr)
+        return 2
+    publish = publish and not snapshot
+    opts = Options(tag, dry_run, target.strip() or None, allow_dirty, publish, snapshot)
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(masked_stdio(redactor))
         redactor.on_add(AddMask(env, out))
         stack.enter_context(Interrupts())
         try:
-            parse_tag(tag)  # a malformed tag stops here: nothing run, nothing written
+            if not snapshot:
+                parse_tag(tag)  # a malformed tag stops here: nothing run, nothing written
             settings = settings_mod.load(root, env)
             redactor.add(secrets_from_env(env, settings.secret_env))
             cfg = ReleaseConfig.from_settings(settings)
@@ -93,6 +101,7 @@ def make_task(root: Path) -> Task:
         target: str = "",
         allow_dirty: bool = False,
         publish: bool = True,
+        snapshot: bool = False,
     ) -> None:
         """Build, package and publish a release: invoke release --tag vX.Y.Z [--dry-run]."""
         code = main(
@@ -102,6 +111,7 @@ def make_task(root: Path) -> Task:
             target=target,
             allow_dirty=allow_dirty,
             publish=publish,
+            snapshot=snapshot,
         )
         if code:
             raise Exit(code=code)

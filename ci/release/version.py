@@ -100,3 +100,19 @@ def version_problem(tag: Tag, crate: Crate, workspace: Path) -> str | None:
         f"tag v{crate.version} instead, or set the version to {tag.version} (in {where} "
         "or the workspace's [workspace.package]) and commit"
     )
+
+
+SNAPSHOT_LABEL = "main"
+
+
+def snapshot_tag(crate_version: str, commit: str) -> Tag:
+    """The tag-like name of a main build: `v<crate version>-main.g<12 hex>` (the `g`
+    keeps the identifier alphanumeric, as git describe does). It is never a git tag."""
+    base = crate_version.split("+", 1)[0].split("-", 1)[0]
+    return parse_tag(f"v{base}-{SNAPSHOT_LABEL}.g{commit[:12]}")
+
+
+def is_snapshot(version: str) -> bool:
+    """A version `snapshot_tag` made (a main build, not a release)."""
+    pre = version.split("+", 1)[0].partition("-")[2]
+    return pre.split(".")[0] == SNAPSHOT_LABEL

@@ -133,3 +133,21 @@ def test_declared_licence_file_wins(ws: Path) -> None:
     crate = Crate("svc", "1.0.0", ws / "crates" / "svc" / "Cargo.toml", "svc", license_file=own)
     docs, problems = find_documents(crate, ws)
     assert problems == [] and docs[1:] == [own]
+
+
+def test_a_main_build_is_versioned_apart_from_releases_and_never_published(ws: Path) -> None:
+    from ci.release.version import is_snapshot, snapshot_tag
+
+    tag = snapshot_tag("1.2.3", HEAD)
+    assert tag.version == "1.2.3-main.gc0ffee000000" and tag.prerelease
+    assert is_snapshot(tag.version) and not is_snapshot("1.2.3") and not is_snapshot("1.2.3-rc.1")
+    facts = replace(_facts(ws), tag=tag, git=GitState(HEAD, None, (), 1_700_000_000, None))
+    plan = make_plan(Options("", publish=False, snapshot=True), _cfg(ws), facts, ws / "out")
+    assert plan.failures == [], plan.failures
+    assert plan.archive.name == "svc-1.2.3-main.gc0ffee000000-x86_64-unknown-linux-gnu.tar.gz"
+    assert "publish    skipped: --no-publish" in "\n".join(show(plan, "0.7.7"))
+    published = make_plan(Options("", snapshot=True), _cfg(ws, GITHUB_TOKEN=TOKEN), facts, ws)
+    assert any("never published" in f for f in published.failures)
+    dirty = replace(facts, git=GitState(HEAD, None, (" M a.rs",), 1_700_000_000, None))
+    plan = make_plan(Options("", publish=False, snapshot=True), _cfg(ws), dirty, ws / "out")
+    assert len(plan.failures) == 1 and "uncommitted changes" in plan.failures[0]
