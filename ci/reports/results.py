@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ci.reports.errors import ReportError
-from ci.result import StageResult, result_path
+from ci.result import StageResult, Status, result_path
 
 
 def read_strict(out_dir: Path, stage: str) -> StageResult | None:
@@ -40,3 +40,40 @@ def load_results(out_dir: Path, names: Sequence[str]) -> list[StageResult]:
     if not results:
         raise ReportError(f"no results in {out_dir}: run `invoke ci` (or a `nox -s` stage) first")
     return results
+
+
+def with_jobs(results: Sequence[StageResult], jobs_json: str) -> tuple[list[StageResult], str]:
+    """(`results` completed from the jobs that produced them, a problem line or "").
+
+    `jobs_json` is GitHub's `needs` context of the report job (job id -> {"result":
+    success|failure|cancelled|skipped}). A stage job that ran but whose result did not
+    arrive (an artifact renamed on one side, a failed upload) becomes an error row and the
+    problem line: a report that silently drops a stage is a gate that lies. A stage job
+    that did not run is shown as blocked."""
+    try:
+        jobs = json.loads(jobs_json)
+    except ValueError:
+        raise ReportError("[report] jobs is not JSON: pass ${{ toJSON(needs) }}") from None
+    if not isinstance(jobs, dict):
+        raise ReportError("[report] jobs must be a JSON object (the `needs` context)")
+    have = {r.stage for r in results}
+    out = list(results)
+    missing = []
+    for job, state in jobs.items():
+        outcome = state.get("result", "") if isinstance(state, dict) else ""
+        if job in have:
+            continue
+        if outcome in ("success", "failure"):
+            missing.append(f"{job} ({outcome})")
+            why = f"the job ended ({outcome}) but its result did not reach the report"
+            out.append(StageResult(job, Status.ERROR, 0.0, 0.0, why))
+        elif outcome in ("skipped", "cancelled"):
+            why = "a job it needs did not pass" if outcome == "skipped" else "cancelled"
+            out.append(StageResult(job, Status.BLOCKED, 0.0, 0.0, f"not run: {why}"))
+    if not missing:
+        return out, ""
+    return out, (
+        f"jobs ran but their results did not reach the report: {', '.join(missing)}; check "
+        "that each job uploads target/pipeline/ as pipeline-<job> (the report downloads "
+        "pipeline-*)"
+    )

@@ -26,8 +26,8 @@ from ci.history import utc_now
 from ci.redact import Redactor, secrets_from_env
 from ci.registry import STAGES
 from ci.reports import data, metrics
-from ci.reports.errors import CommentError
-from ci.reports.results import load_results
+from ci.reports.errors import CommentError, ReportError
+from ci.reports.results import load_results, with_jobs
 from ci.result import StageResult, atomic_write
 from ci.settings import Settings
 
@@ -169,6 +169,10 @@ def run_report(
     redact = Redactor(secrets_from_env(env, settings.secret_env))
     # the cache audit's row too, when the last `invoke ci` audited (it removes a stale one)
     results = load_results(settings.out_dir, [*(s.name for s in STAGES), AUDIT_STAGE])
+    jobs = settings.section("report").text("jobs").strip()
+    problem = ""
+    if jobs:
+        results, problem = with_jobs(results, jobs)
     post = None
     if comment:
         post, token_mask = _comment(settings, env, say)
@@ -205,6 +209,8 @@ def run_report(
         say(f"html report: {path} (rendered in {render_s:.2f}s)")
     if post is not None:
         say(redact(post(summary.read_text(encoding="utf-8"))))
+    if problem:  # after the table, summary and comment: they show the missing stage too
+        raise ReportError(problem)
 
 
 def run_metrics(root: Path, say: Callable[[str], None] = print) -> None:
