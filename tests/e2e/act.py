@@ -18,10 +18,11 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from helpers import FIXTURES, ROOT, git
 
 ACTIONS = FIXTURES / "actions"
@@ -30,6 +31,19 @@ REPOSITORY = "acme/trading"
 USES = re.compile(r"^\s*(?:-\s+)?uses:\s*([\w.-]+/[\w.-]+)(/[\w./-]+)?@([0-9a-f]{40})", re.M)
 # The cargo tools a job's rust-cache step restores (cache-bin); the rest of the
 # developer's PATH (pyenv, pipx: nox, invoke) is not a runner's.
+# Variables a runner sets itself or a test must not leak into the jobs.
+RUNNER_OWN = (
+    "PATH",
+    "CIPIPE_",
+    "GITHUB_",
+    "RUNNER_",
+    "ACTIONS_",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTEST_",
+    "CARGO_TARGET_DIR",
+    "CI",
+)
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 CARGO_TOOLS = ("cargo-nextest", "cargo-audit", "cargo-deny", "cargo-fuzz", "cargo-llvm-cov")
 
@@ -194,6 +208,7 @@ class Runner:
         matrix: Sequence[str] = (),
         timeout: float = 2400,
         name: str = "run",
+        dry_run: bool = False,
     ) -> ActRun:
         """`act <event> -W .github/workflows/<workflow>` with the payload; one run id."""
         run_dir = self.home / name
@@ -201,13 +216,11 @@ class Runner:
         run_dir.mkdir(parents=True)
         (run_dir / "event.json").write_text(json.dumps(payload), encoding="utf-8")
         actions = stand_ins(self.repo / ".github" / "workflows", run_dir / "actions")
-        env = {
-            "HOME": os.environ.get("HOME", "/root"),
-            "PATH": self.path(),
-            "LANG": "C.UTF-8",
-            # docker's client (compose, SDK) and pip's configuration of this machine
-            **{k: v for k, v in os.environ.items() if k.startswith(("DOCKER_", "PIP_"))},
-        }
+        # A self-hosted runner's service environment: the machine's (CA bundles, pip's
+        # and docker's configuration) without the developer's PATH, virtualenv and
+        # pipeline settings (those come from the workflow and `job_env`).
+        env = {k: v for k, v in os.environ.items() if not k.startswith(RUNNER_OWN)}
+        env.update(HOME=os.environ.get("HOME", "/root"), PATH=self.path(), LANG="C.UTF-8")
         job_env = {
             "ACT_STANDIN_CACHE": str(self.cache),
             "ACT_STANDIN_ARTIFACTS": str(run_dir / "artifacts"),
@@ -241,6 +254,8 @@ class Runner:
             cmd += ["-s", key]  # the value comes from act's environment, never argv
         for job in jobs:
             cmd += ["-j", job]
+        if dry_run:
+            cmd.append("--dryrun")
         for leg in matrix:
             cmd += ["--matrix", leg]
         log = run_dir / "act.log"  # streamed: `tail -f` it while a run is under way
@@ -262,3 +277,33 @@ class Runner:
     def artifacts(self, name: str = "run") -> Path:
         """Where the artifact stand-ins kept the run's uploads."""
         return self.home / name / "artifacts"
+
+
+def edit_workflow(repo: Path, name: str, edit: Callable[[dict], None]) -> None:
+    """Change `.github/workflows/<name>` as data (the `on:` key survives PyYAML's YAML 1.1
+    reading of it as True) and commit, so the run sees it."""
+    path = repo / ".github" / "workflows" / name
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if True in doc:
+        doc["on"] = doc.pop(True)
+    edit(doc)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000), encoding="utf-8")
+    commit(repo, f"edit {name}")
+
+
+def only_jobs(*keep: str) -> Callable[[dict], None]:
+    """An edit keeping only `keep` (their definitions unchanged; `needs` trimmed to them):
+    a cheap graph of real jobs for the tests that break one thing in it."""
+
+    def edit(doc: dict) -> None:
+        doc["jobs"] = {k: v for k, v in doc["jobs"].items() if k in keep}
+        for job in doc["jobs"].values():
+            needs = job.get("needs")
+            if isinstance(needs, str):
+                needs = [needs]
+            if needs is not None:
+                job["needs"] = [n for n in needs if n in keep]
+                if not job["needs"]:
+                    del job["needs"]
+
+    return edit

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,15 @@ from fakes.github_api import FakeGitHub
 from fakes.github_issues import on_issue, open_pull
 from helpers import git, shared_target_dir, unpack_real_advisory_db
 
-from .act import ActRun, Runner, commit, copy_repository, pull_request_event
+from .act import (
+    ActRun,
+    Runner,
+    commit,
+    copy_repository,
+    edit_workflow,
+    only_jobs,
+    pull_request_event,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -107,3 +116,143 @@ def test_bench_on_a_pull_request_compares_with_its_base(pr_run) -> None:
     comparison = Path(bench["artifacts"]["comparison"]).name
     rows = json.loads((runner.artifacts() / "pipeline-bench" / "bench" / comparison).read_text())
     assert rows, "bench measured no base/head pair: CIPIPE_BENCH__BASE did not reach it"
+
+
+@pytest.fixture(scope="module")
+def lint_fault_run(tmp_path_factory: pytest.TempPathFactory, github) -> tuple[Runner, ActRun]:
+    """test.yml on a pull request whose head breaks formatting."""
+    api, token = github
+    tmp = tmp_path_factory.mktemp("act-lint-fault")
+    repo = copy_repository(tmp / "repo")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    lib = repo / "crates" / "trading-core" / "src" / "lib.rs"
+    lib.write_text(lib.read_text(encoding="utf-8") + "\npub fn  badly_formatted( ) {}\n")
+    head = commit(repo, "head: a formatting fault")
+    db = unpack_real_advisory_db(tmp / "rustsec")
+    runner = Runner(
+        repo,
+        tmp / "act",
+        env={**job_env(tmp, db), "CIPIPE_REPORT__API_URL": api.url},
+        secrets={"GITHUB_TOKEN": token},
+    )
+    return runner, runner.run("pull_request", "test.yml", pull_request_event(repo, base, head))
+
+
+def test_a_lint_fault_fails_lint_skips_what_needs_it_and_the_report_shows_it(
+    lint_fault_run,
+) -> None:
+    runner, run = lint_fault_run
+    assert run.code != 0
+    assert run.result("lint") == "failure", run.log[-4000:]
+    for job in ("unit", "integration", "bench", "coverage"):
+        assert run.result(job) == "skipped", (job, run.result(job))
+    for job in ("security", "selfcheck", "report"):
+        assert run.result(job) == "success", (job, run.result(job), run.log[-4000:])
+    text = (runner.artifacts() / "pipeline-report" / "summary.md").read_text()
+    assert text.startswith("## Pipeline: failed"), text[:300]
+    lint = next(line for line in text.splitlines() if line.startswith("| lint"))
+    assert "FAIL" in lint.upper(), lint
+    unit = next(line for line in text.splitlines() if line.startswith("| unit"))
+    assert "blocked" in unit.lower(), unit
+
+
+# Breaking the workflow must make it fail. Each break is applied to the real jobs of
+# test.yml; the lint -> report graph (the other jobs removed, `needs` trimmed) keeps the
+# runs short, and its unbroken run is the control.
+
+
+@pytest.fixture
+def small_pr(tmp_path: Path, github):
+    """A pull request repository and its runner, test.yml reduced to lint -> report."""
+    api, token = github
+    repo = copy_repository(tmp_path / "repo")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    edit_workflow(repo, "test.yml", only_jobs("lint", "report"))
+    head = git(repo, "rev-parse", "HEAD").strip()
+    db = unpack_real_advisory_db(tmp_path / "rustsec")
+    runner = Runner(
+        repo,
+        tmp_path / "act",
+        env={**job_env(tmp_path, db), "CIPIPE_REPORT__API_URL": api.url},
+        secrets={"GITHUB_TOKEN": token},
+    )
+
+    def run(name: str) -> ActRun:
+        head_now = git(repo, "rev-parse", "HEAD").strip()
+        return runner.run(
+            "pull_request", "test.yml", pull_request_event(repo, base, head_now), name=name
+        )
+
+    return repo, runner, run, head
+
+
+def _job(doc: dict, name: str) -> dict:
+    return doc["jobs"][name]
+
+
+def _drop_step(job: str, run_line: str) -> Callable[[dict], None]:
+    def edit(doc: dict) -> None:
+        steps = _job(doc, job)["steps"]
+        _job(doc, job)["steps"] = [s for s in steps if s.get("run") != run_line]
+        assert len(_job(doc, job)["steps"]) == len(steps) - 1, f"no step `{run_line}`"
+
+    return edit
+
+
+def test_the_unbroken_small_graph_passes(small_pr) -> None:
+    _repo, _runner, run, _head = small_pr
+    result = run("control")
+    assert result.result("lint") == "success" and result.result("report") == "success", result.log[
+        -4000:
+    ]
+
+
+def test_an_artifact_renamed_on_one_side_fails_the_report(small_pr) -> None:
+    repo, _runner, run, _head = small_pr
+
+    def rename(doc: dict) -> None:
+        upload = next(s for s in _job(doc, "lint")["steps"] if "upload-artifact" in str(s))
+        upload["with"]["name"] = "lint-results"
+
+    edit_workflow(repo, "test.yml", rename)
+    result = run("renamed")
+    assert result.result("lint") == "success"
+    assert result.result("report") == "failure"
+    assert "lint (success)" in result.text("report") or "lint (success)" in result.log
+
+
+def test_a_dropped_setup_step_fails_its_job(small_pr) -> None:
+    repo, _runner, run, _head = small_pr
+    edit_workflow(repo, "test.yml", _drop_step("lint", "bash .ci/setup python"))
+    result = run("no-setup")
+    assert result.result("lint") == "failure", result.log[-3000:]
+
+
+def test_a_removed_environment_variable_fails_the_job_that_needs_it(small_pr) -> None:
+    repo, _runner, run, _head = small_pr
+
+    def no_token(doc: dict) -> None:
+        step = next(s for s in _job(doc, "report")["steps"] if "--comment" in str(s.get("run", "")))
+        del step["env"]["GITHUB_TOKEN"]
+
+    edit_workflow(repo, "test.yml", no_token)
+    result = run("no-token")
+    assert result.result("report") == "failure"
+    assert "GITHUB_TOKEN is not set" in result.text("report") + result.log
+
+
+def test_needs_naming_a_removed_job_fails_before_anything_runs(tmp_path: Path) -> None:
+    repo = copy_repository(tmp_path / "repo")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    runner = Runner(repo, tmp_path / "act")
+    event = pull_request_event(repo, base, base)
+    control = runner.run("pull_request", "test.yml", event, dry_run=True, name="control")
+    assert control.code == 0, control.log[-3000:]
+
+    def remove_lint(doc: dict) -> None:
+        del doc["jobs"]["lint"]
+
+    edit_workflow(repo, "test.yml", remove_lint)
+    broken = runner.run("pull_request", "test.yml", event, dry_run=True, name="broken")
+    assert broken.code != 0
+    assert not broken.jobs, broken.jobs  # nothing ran
