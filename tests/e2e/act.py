@@ -183,6 +183,7 @@ class Runner:
     home: Path
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    vars: dict[str, str] = field(default_factory=dict)  # repository variables (`vars.X`)
 
     def __post_init__(self) -> None:
         self.cache = self.home / "cache"  # persists across runs, as GitHub's cache
@@ -246,12 +247,16 @@ class Runner:
             "/dev/null",
             "--secret-file",
             "/dev/null",
+            "--var-file",
+            "/dev/null",
             *actions,
         ]
         for key, value in job_env.items():
             cmd += ["--env", f"{key}={value}"]
         for key in self.secrets:
             cmd += ["-s", key]  # the value comes from act's environment, never argv
+        for key, value in self.vars.items():
+            cmd += ["--var", f"{key}={value}"]
         for job in jobs:
             cmd += ["-j", job]
         if dry_run:
