@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from helpers import FIXTURES, ROOT, git
+from helpers import FIXTURES, ROOT, git, shared_target_dir
 
 ACTIONS = FIXTURES / "actions"
 ACT_VERSION = "0.2.89"
@@ -46,6 +46,28 @@ RUNNER_OWN = (
 )
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 CARGO_TOOLS = ("cargo-nextest", "cargo-audit", "cargo-deny", "cargo-fuzz", "cargo-llvm-cov")
+
+
+HARD_LIMITED = ("lint", "security", "unit", "integration", "bench", "coverage")
+
+
+def runner_env(**extra: str) -> dict[str, str]:
+    """What a self-hosted runner of this project provides to every job: the shared cargo
+    target dir, short benchmark runs, and hard limits as long as the jobs' own timeouts
+    (the tier checks the workflows' wiring, not the stage budgets: act gives each job its
+    own checkout path, so each compiles its workspace crates afresh, on 2 cores shared
+    with the rest of the suite)."""
+    target = shared_target_dir()
+    return {
+        "CARGO_TARGET_DIR": target,
+        "CIPIPE_CARGO_TARGET_DIR": target,
+        "CIPIPE_BENCH__ROUNDS": "1",
+        "CIPIPE_BENCH__MEASUREMENT_TIME": "0.2",
+        "CIPIPE_BENCH__WARM_UP": "0.05",
+        "CIPIPE_BENCH__SAMPLE_SIZE": "10",
+        **{f"CIPIPE_TIMEOUTS__{s.upper()}": "1200" for s in HARD_LIMITED},
+        **extra,
+    }
 
 
 def act_binary() -> str:

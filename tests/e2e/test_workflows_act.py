@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fakes.github_api import FakeGitHub
 from fakes.github_issues import on_issue, open_pull
-from helpers import git, shared_target_dir, unpack_real_advisory_db
+from helpers import git, unpack_real_advisory_db
 
 from .act import (
     ActRun,
@@ -27,6 +27,7 @@ from .act import (
     only_jobs,
     pull_request_event,
     push_event,
+    runner_env,
 )
 
 pytestmark = pytest.mark.e2e
@@ -36,20 +37,12 @@ STAGES = ("lint", "security", "unit", "integration", "bench", "coverage")
 
 
 def job_env(tmp: Path, db: Path) -> dict[str, str]:
-    """What a self-hosted runner of this project provides: the shared cargo target dir,
-    the RustSec snapshot (offline), short benchmark rounds."""
-    target = shared_target_dir()
-    return {
-        "CARGO_TARGET_DIR": target,
-        "CIPIPE_CARGO_TARGET_DIR": target,
-        "CIPIPE_SECURITY__ADVISORY_DB": str(db),
-        "CIPIPE_SECURITY__MAX_AGE_DAYS": "36500",  # the snapshot ages; age is unit-tested
-        "CIPIPE_BENCH__ROUNDS": "1",
-        "CIPIPE_BENCH__MEASUREMENT_TIME": "0.2",
-        "CIPIPE_BENCH__WARM_UP": "0.05",
-        "CIPIPE_BENCH__SAMPLE_SIZE": "10",
-        "CIPIPE_REPORT__BACKOFF": "0.01",
-    }
+    """The runner's environment plus the RustSec snapshot (offline)."""
+    return runner_env(
+        CIPIPE_SECURITY__ADVISORY_DB=str(db),
+        CIPIPE_SECURITY__MAX_AGE_DAYS="36500",  # the snapshot ages; age is unit-tested
+        CIPIPE_REPORT__BACKOFF="0.01",
+    )
 
 
 def summary(run: ActRun) -> str:
@@ -271,12 +264,7 @@ def test_a_version_tag_publishes_the_linux_release_and_hands_it_to_staging(
         runner = Runner(
             repo,
             tmp_path / "act",
-            env={
-                "CARGO_TARGET_DIR": shared_target_dir(),
-                "CIPIPE_CARGO_TARGET_DIR": shared_target_dir(),
-                "CIPIPE_RELEASE__API_URL": api.url,
-                "CIPIPE_RELEASE__BACKOFF": "0.01",
-            },
+            env=runner_env(CIPIPE_RELEASE__API_URL=api.url, CIPIPE_RELEASE__BACKOFF="0.01"),
             secrets={"GITHUB_TOKEN": token},
         )
         event = push_event("refs/tags/v0.1.0", "0" * 40, head)
@@ -302,19 +290,14 @@ def test_the_nightly_schedule_runs_bench_load_stress_and_fuzz(tmp_path: Path) ->
     runner = Runner(
         repo,
         tmp_path / "act",
-        env={
-            "CARGO_TARGET_DIR": shared_target_dir(),
-            "CIPIPE_CARGO_TARGET_DIR": shared_target_dir(),
-            "CIPIPE_BENCH__MEASUREMENT_TIME": "0.2",
-            "CIPIPE_BENCH__WARM_UP": "0.05",
-            "CIPIPE_BENCH__SAMPLE_SIZE": "10",
-            "CIPIPE_LOAD__SECONDS": "3",
-            "CIPIPE_LOAD__WARMUP_SECONDS": "1",
-            "CIPIPE_STRESS__STEP_SECONDS": "2",
-            "CIPIPE_STRESS__MAX_RATE": "1000",
-            "CIPIPE_STRESS__REFINE_STEPS": "0",
-            "CIPIPE_FUZZ__SECONDS": "5",
-        },
+        env=runner_env(
+            CIPIPE_LOAD__SECONDS="3",
+            CIPIPE_LOAD__WARMUP_SECONDS="1",
+            CIPIPE_STRESS__STEP_SECONDS="2",
+            CIPIPE_STRESS__MAX_RATE="1000",
+            CIPIPE_STRESS__REFINE_STEPS="0",
+            CIPIPE_FUZZ__SECONDS="5",
+        ),
     )
     run = runner.run("schedule", "nightly.yml", {"schedule": "17 2 * * *"})
     assert run.result("nightly") == "success", run.log[-6000:]

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import git, shared_target_dir
+from helpers import git
 
-from ..act import Runner, copy_repository, edit_workflow, only_jobs, push_event
+from ..act import Runner, copy_repository, edit_workflow, only_jobs, push_event, runner_env
 from .cleanup import compose_down, remove_images
 from .sshd import Sshd, free_port
 
@@ -33,24 +33,18 @@ def test_a_push_to_main_records_the_trend_and_reaches_staging(
     head = git(repo, "rev-parse", "HEAD").strip()
     project = f"stgact{head[:8]}"
     port = free_port()
-    target = shared_target_dir()
     runner = Runner(
         repo,
         tmp_path / "act",
-        env={
-            "CARGO_TARGET_DIR": target,
-            "CIPIPE_CARGO_TARGET_DIR": target,
-            "CIPIPE_BENCH__MEASUREMENT_TIME": "0.2",
-            "CIPIPE_BENCH__WARM_UP": "0.05",
-            "CIPIPE_BENCH__SAMPLE_SIZE": "10",
-            "CIPIPE_STAGING__SSH_PORT": str(sshd.port),
-            "CIPIPE_STAGING__KNOWN_HOSTS": str(sshd.known_hosts),
-            "CIPIPE_STAGING__REMOTE_DIR": str(tmp_path / "remote"),
-            "CIPIPE_STAGING__PROJECT": project,
-            "CIPIPE_STAGING__PORT": str(port),
-            "CIPIPE_STAGING__BIND": "127.0.0.1",
-            "CIPIPE_STAGING__HEALTH_TIMEOUT": "60",
-        },
+        env=runner_env(
+            CIPIPE_STAGING__SSH_PORT=str(sshd.port),
+            CIPIPE_STAGING__KNOWN_HOSTS=str(sshd.known_hosts),
+            CIPIPE_STAGING__REMOTE_DIR=str(tmp_path / "remote"),
+            CIPIPE_STAGING__PROJECT=project,
+            CIPIPE_STAGING__PORT=str(port),
+            CIPIPE_STAGING__BIND="127.0.0.1",
+            CIPIPE_STAGING__HEALTH_TIMEOUT="60",
+        ),
         secrets={"STAGING_SSH_KEY": sshd.client_key.read_text()},
         vars={
             "STAGING_HOST": "127.0.0.1",
