@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from ci.errors import Interrupted
 from ci.history import open_store
+from ci.release.version import is_snapshot
 from ci.runner import Runner
 from ci.settings import Settings
 from deploy import notify
@@ -95,6 +96,11 @@ def staging_url(settings: Settings) -> str:
 
 def checks(p: Parts, version: str, digest: str, request: Request | None) -> None:
     """Everything that must hold before the new colour starts; changes nothing."""
+    if is_snapshot(version):
+        raise PreconditionFailed(
+            f"{version} is a main build (staging only, never released): production takes "
+            "releases; tag the commit vX.Y.Z, run the release, then deploy that version"
+        )
     sign_off.check(p.settings, p.cfg, p.github, version, digest, request, p.runner.say)
     if p.cfg.require_e2e:
         verdict = promotion_verdict(p.settings, version, digest)

@@ -174,3 +174,15 @@ def test_rollback_to_a_version_that_served_goes_ahead(prod) -> None:
     with pytest.raises(_Stop):
         run.rollback(s, runner, "1.0.0")
     assert ("start", "green") in backend.calls
+
+
+def test_a_main_build_never_reaches_production(prod) -> None:
+    """A push to main stages `<version>-main.g<commit>`; production takes only releases."""
+    from deploy.errors import PreconditionFailed
+    from deploy.rollout import run
+
+    s, runner, backend, registry = prod
+    registry["0.1.0-main.gc0ffee000000"] = D_NEW
+    with pytest.raises(PreconditionFailed, match="main build"):
+        run.deploy(s, runner, "0.1.0-main.gc0ffee000000", {})
+    assert not backend.calls  # nothing started
