@@ -119,6 +119,9 @@ def lint_fault_run(tmp_path_factory: pytest.TempPathFactory, github) -> tuple[Ru
     tmp = tmp_path_factory.mktemp("act-lint-fault")
     repo = copy_repository(tmp / "repo")
     base = git(repo, "rev-parse", "HEAD").strip()
+    # The jobs that show the semantics: lint fails, unit (and what needs it) is skipped,
+    # security (independent) finishes, the report runs; the PR run proves the rest.
+    edit_workflow(repo, "test.yml", only_jobs("lint", "security", "unit", "integration", "report"))
     lib = repo / "crates" / "trading-core" / "src" / "lib.rs"
     lib.write_text(lib.read_text(encoding="utf-8") + "\npub fn  badly_formatted( ) {}\n")
     head = commit(repo, "head: a formatting fault")
@@ -138,9 +141,9 @@ def test_a_lint_fault_fails_lint_skips_what_needs_it_and_the_report_shows_it(
     runner, run = lint_fault_run
     assert run.code != 0
     assert run.result("lint") == "failure", run.log[-4000:]
-    for job in ("unit", "integration", "bench", "coverage"):
+    for job in ("unit", "integration"):
         assert run.result(job) == "skipped", (job, run.result(job))
-    for job in ("security", "selfcheck", "report"):
+    for job in ("security", "report"):
         assert run.result(job) == "success", (job, run.result(job), run.log[-4000:])
     text = (runner.artifacts() / "pipeline-report" / "summary.md").read_text()
     assert text.startswith("## Pipeline: failed"), text[:300]
@@ -152,7 +155,8 @@ def test_a_lint_fault_fails_lint_skips_what_needs_it_and_the_report_shows_it(
 
 # Breaking the workflow must make it fail. Each break is applied to the real jobs of
 # test.yml; the lint -> report graph (the other jobs removed, `needs` trimmed) keeps the
-# runs short, and its unbroken run is the control.
+# runs short. The unbroken graph is the PR run above; each broken run must fail for the
+# reason the break causes (the message is checked), not for another.
 
 
 @pytest.fixture
@@ -191,14 +195,6 @@ def _drop_step(job: str, run_line: str) -> Callable[[dict], None]:
         assert len(_job(doc, job)["steps"]) == len(steps) - 1, f"no step `{run_line}`"
 
     return edit
-
-
-def test_the_unbroken_small_graph_passes(small_pr) -> None:
-    _repo, _runner, run, _head = small_pr
-    result = run("control")
-    assert result.result("lint") == "success" and result.result("report") == "success", result.log[
-        -4000:
-    ]
 
 
 def test_an_artifact_renamed_on_one_side_fails_the_report(small_pr) -> None:
