@@ -28,7 +28,7 @@ from ci.progress import ICON, TAIL_LINES, Running, last_line, read_lines
 from ci.result import StageResult, Status
 
 if TYPE_CHECKING:
-    from ci.flow import Step
+    from ci.graph import Step
 
 REFRESH_S = 0.1  # at most ten redraws a second
 BAR_WIDTH = 24

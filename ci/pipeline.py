@@ -23,10 +23,9 @@ from ci.flow import (
     Launcher,
     MaskChannel,
     ProcessLauncher,
-    Step,
-    plan,
     stage_command,
 )
+from ci.graph import Step, plan
 from ci.history.records import RunInfo
 from ci.prebuild import Prebuild
 from ci.progress import Display

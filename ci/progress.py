@@ -28,7 +28,7 @@ from ci.console import Writer
 from ci.result import StageResult, Status
 
 if TYPE_CHECKING:
-    from ci.flow import Step
+    from ci.graph import Step
 
 HEARTBEAT_S = 15.0
 TAIL_LINES = 20

@@ -15,7 +15,7 @@ from ci.bench.compare import (
     fmt_percent,
     fmt_value,
 )
-from ci.history.tasks import text_table as fixed_width
+from ci.console import text_table as fixed_width
 
 HEADER = ("benchmark", "base", "head", "change", "confidence", "verdict")
 _MODE_TITLE = {"wall": "wall clock (criterion)", INSTRUCTIONS: "instruction counts (callgrind)"}

@@ -11,12 +11,12 @@ The functions here are plain (settings in, message out) and tested directly;
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ci import settings as settings_mod
+from ci.console import text_table
 from ci.errors import HistoryError, NoHistoryYet, PipelineError, task_errors
 from ci.history import open_store
 from ci.history.records import Deployment, StoredRun, utc_now
@@ -87,17 +87,6 @@ DEPLOY_HEADER = (
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
-
-
-def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned fixed-width columns with a rule under the header."""
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in (header, *rows)
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _run_row(stored: StoredRun, count: int) -> list[str]:

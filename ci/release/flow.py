@@ -19,7 +19,7 @@ from typing import Any
 from ci import cargo, tools
 from ci.cargo import find_crate
 from ci.contract import StageContext
-from ci.release import build, package
+from ci.release import archive, build, package
 from ci.release.checksums import SUMS_NAME, format_sums, sha256_file
 from ci.release.config import Options, ReleaseConfig
 from ci.release.errors import BuildFailed, PreconditionFailed
@@ -89,7 +89,7 @@ def _stage_binary(src: Path, dest: Path) -> None:
     os.close(fd)
     try:
         shutil.copyfile(src, tmp)
-        os.chmod(tmp, package.EXEC_MODE)
+        os.chmod(tmp, archive.EXEC_MODE)
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -15,39 +15,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
 
+from ci.release.archive import EXEC_MODE, FILE_MODE, ArchiveFormat, Entry
 from ci.release.build import exe_suffix
 from ci.release.errors import BuildFailed
-
-EXEC_MODE = 0o755
-FILE_MODE = 0o644
-ZIP_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can hold
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One archive member: its path inside the archive, its source, its mode.
-    `source` None is a folder."""
-
-    name: str
-    source: Path | None
-    mode: int
-
-    @property
-    def is_dir(self) -> bool:
-        return self.source is None
-
-
-class ArchiveFormat(Protocol):
-    """Writes entries (already sorted, already normalised) as one archive format."""
-
-    suffix: str
-    content_type: str
-
-    def write(self, out: BinaryIO, entries: Sequence[Entry], mtime: int) -> None:
-        """Write the archive to `out`; `mtime` is every entry's timestamp."""
-        ...
+from ci.release.tarball import TarGz
+from ci.release.zipball import Zip
 
 
 @dataclass(frozen=True)
@@ -59,9 +32,6 @@ class Platform:
 
 
 def _platforms() -> dict[str, Platform]:
-    from ci.release.tarball import TarGz
-    from ci.release.zipball import Zip
-
     return {
         "windows": Platform("windows", Zip()),
         "macos": Platform("macos", TarGz()),

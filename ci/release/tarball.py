@@ -8,7 +8,7 @@ import tarfile
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from ci.release.package import Entry
+from ci.release.archive import Entry
 
 
 class TarGz:

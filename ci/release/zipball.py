@@ -8,7 +8,9 @@ import zipfile
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from ci.release.package import ZIP_EPOCH, Entry
+from ci.release.archive import Entry
+
+ZIP_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can hold
 
 
 class Zip:

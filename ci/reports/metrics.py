@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ci.console import text_table
 from ci.history import Deployment
-from ci.history.tasks import text_table
 from ci.reports.data import COVERAGE_NAME, COVERAGE_SUITE, REGRESSION, History
 from ci.settings import Section
 

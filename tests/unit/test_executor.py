@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ci.flow import Executor, Step
+from ci.flow import Executor
+from ci.graph import Step
 from ci.result import StageResult, Status, read_result, write_result
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ci.errors import ConfigError
-from ci.flow import plan
+from ci.graph import plan
 from ci.registry import STAGES, StageSpec, get_stage
 
 

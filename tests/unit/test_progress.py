@@ -9,7 +9,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ci.flow import Executor, Step
+from ci.flow import Executor
+from ci.graph import Step
 from ci.live import LiveDisplay
 from ci.progress import LineDisplay
 from tests.unit.test_executor import PIPELINE, FakeLauncher, Script, World
