@@ -2,36 +2,60 @@
 deployments and issues all send through `GitHub.request`.
 
 The token is sent only in the Authorization header: it is never printed, never put in a
-URL or an argument list, never written. 5xx, 429 and connection failures are retried with
-bounded backoff; every other failure becomes one line that says what to do.
+URL or an argument list, never written. 5xx, rate limits (primary and secondary, 403 or
+429) and connection failures are retried through the shared policy (ci/github/retry.py),
+waiting what GitHub asks; every other failure becomes one line that says what to do.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from ci.errors import PipelineError
-from ci.github.retry import OK, Backoff, Verdict, retrying
+from ci.github.retry import OK, Backoff, Verdict, retry_after, retrying
 
 DEFAULT_API = "https://api.github.com"
 API_VERSION = "2022-11-28"
 Json = dict[str, Any]
 
 
-def classify(resp: requests.Response) -> Verdict:
-    """Retry server errors and rate limiting (429), honouring Retry-After."""
-    if resp.status_code >= 500 or resp.status_code == 429:
-        hint: float | None = None
-        after = resp.headers.get("Retry-After", "")
-        if after.strip().isdigit():
-            hint = float(after.strip())
-        return Verdict(True, f"{resp.status_code} {resp.reason or ''}".strip(), hint)
-    return OK
+# GitHub's rule for a secondary rate limit that names no time: wait at least a minute.
+SECONDARY_WAIT_S = 60.0
+
+
+def _server_now(resp: requests.Response, now: Callable[[], float]) -> float:
+    """The server's clock (its Date header), so a reset time is not skewed by ours."""
+    try:
+        return parsedate_to_datetime(resp.headers.get("Date", "")).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return now()
+
+
+def classify(resp: requests.Response, now: Callable[[], float] = time.time) -> Verdict:
+    """Retry server errors and rate limits, with the wait GitHub asks for: Retry-After,
+    else until X-RateLimit-Reset when the limit is used up (403 or 429), else a minute
+    for a secondary rate limit (429, or 403 saying so). Any other 403 is a permission
+    problem: not retried."""
+    status = resp.status_code
+    why = f"{status} {resp.reason or ''}".strip()
+    if status >= 500:
+        return Verdict(True, why, retry_after(resp.headers, _server_now(resp, now)))
+    if status not in (403, 429):
+        return OK
+    server_now = _server_now(resp, now)
+    hint = retry_after(resp.headers, server_now)
+    reset = resp.headers.get("X-RateLimit-Reset", "").strip()
+    if hint is None and resp.headers.get("X-RateLimit-Remaining") == "0" and reset.isdigit():
+        hint = max(0.0, float(reset) - server_now)
+    if hint is None and (status == 429 or "secondary rate limit" in _message(resp)[0].lower()):
+        hint = SECONDARY_WAIT_S
+    return OK if hint is None else Verdict(True, why, hint)
 
 
 def _message(resp: requests.Response) -> tuple[str, list[Json]]:
@@ -57,6 +81,11 @@ def explain(resp: requests.Response, action: str, repository: str) -> str:
     if status == 403:
         if resp.headers.get("X-RateLimit-Remaining") == "0":
             return f"GitHub rate limit exhausted while trying to {action} (403): retry later"
+        if "secondary rate limit" in message.lower() or "retry-after" in resp.headers:
+            return (
+                f"GitHub's secondary rate limit refused to {action} (403): too many requests "
+                "in a short time; retry later"
+            )
         return (
             f"GitHub refused to {action} (403 {message}): the token needs "
             f"'contents: write' permission on {repository}"
@@ -162,6 +191,7 @@ class GitHub:
                 f"attempt {attempt}/{self.backoff.attempts} in {wait:.1f}s"
             )
 
+        stopped: list[str] = []
         try:
             resp = retrying(
                 send,
@@ -171,6 +201,7 @@ class GitHub:
                 sleep=self.sleep,
                 clock=self.clock,
                 on_retry=told,
+                on_give_up=stopped.append,
             )
         except (requests.ConnectionError, requests.Timeout) as err:
             raise self.error(
@@ -179,4 +210,6 @@ class GitHub:
             ) from None
         if resp.status_code in ok or resp.status_code in allow:
             return resp
-        raise self.error(self.explain(resp, action))
+        raise self.error(
+            self.explain(resp, action) + "".join(f"; stopped retrying: {s}" for s in stopped)
+        )

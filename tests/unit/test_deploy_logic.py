@@ -263,7 +263,7 @@ def test_long_commands_are_shortened_in_messages() -> None:
 
 class Resp:
     def __init__(self, status: int, text: str = "") -> None:
-        self.status_code, self.text = status, text
+        self.status_code, self.text, self.headers = status, text, {}
 
 
 def test_slack_retries_overload_and_never_quotes_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
