@@ -16,7 +16,7 @@ from ci.result import atomic_write
 from ci.settings import Settings
 
 if TYPE_CHECKING:  # the chart and the history load only when a task runs (invoke starts fast)
-    from ci.bench import chart
+    from ci.reports.data import BenchTrend
 
 
 def collect(
@@ -26,10 +26,10 @@ def collect(
     branch: str | None,
     machine: str | None,
     limit: int = 200,
-) -> tuple[list[chart.Chart], str]:
+) -> tuple[list[BenchTrend], str]:
     """The recorded series of every benchmark of `mode` (on `branch` and `machine`; None:
     any), and where the history lives. Runs on uncommitted changes are not part of it."""
-    from ci.bench import chart
+    from ci.bench import trends
     from ci.bench.compare import MODES, UNITS
     from ci.bench.record import KIND, suite
     from ci.history import open_store
@@ -50,7 +50,7 @@ def collect(
         for name in sorted(names):
             points = store.series(name_suite, name, branch=branch, machine=machine, limit=limit)
             if points:
-                charts.append(chart.Chart(name, UNITS[mode], points))
+                charts.append(trends.trend(name, UNITS[mode], points))
     return charts, where
 
 
@@ -65,7 +65,7 @@ def history_chart(
 ) -> str:
     """Write the trend chart HTML (default `<output_dir>/bench/history.html`); returns
     the line to print. HistoryError when nothing is recorded to draw."""
-    from ci.bench import chart
+    from ci.bench import trends
     from ci.history import this_machine
 
     machine = None if all_machines else this_machine(settings.section("history").text("machine"))
@@ -95,13 +95,13 @@ def history_chart(
         "machine": machine.label if machine else "all machines",
         "history": where,
     }
-    text = chart.page(charts, f"Benchmark history ({mode})", context)
+    text = trends.page(charts, f"Benchmark history ({mode})", context)
     try:
         atomic_write(target, text)
     except OSError as err:
         raise HistoryError(f"cannot write {target}: {err.strerror or err}") from None
     runs = max(len(c.points) for c in charts)
-    flagged = sum(len(c.regressions) for c in charts)
+    flagged = sum(trends.regressions(c) for c in charts)
     return (
         f"wrote {target}: {len(charts)} benchmark(s), up to {runs} runs each, "
         f"{flagged} regression(s) marked"

@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from ci.errors import NoHistoryYet
 from ci.history import Deployment, HistoryStore, Measurement, StoredRun, open_store
 from ci.reports.svg import Point
 from ci.settings import Settings
 
-BENCH_SERIES = 7  # benchmarks drawn (the slowest ones of the latest run); the rest in tooltips
+BENCH_CHARTS = 12  # benchmarks drawn, one small chart each; the rest are named below them
 COVERAGE_SUITE, COVERAGE_NAME = "coverage", "total"
 REGRESSION = "regression"
 
@@ -98,23 +99,39 @@ def ci_time_series(history: History) -> list[Point]:
     return points
 
 
-def bench_series(history: History) -> tuple[dict[str, list[Point]], str]:
-    """(series per benchmark, unit): the BENCH_SERIES benchmarks with the largest values
-    in the latest run; a point is flagged when that run found a regression there."""
+@dataclass(frozen=True)
+class BenchTrend:
+    """One benchmark's recorded values, in its own unit."""
+
+    name: str
+    unit: str
+    points: list[Point]
+
+
+def as_number(value: Any) -> float | None:
+    """A JSON number as float; anything else None."""
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def bench_series(history: History) -> tuple[list[BenchTrend], list[str]]:
+    """(trends, left out): the benchmarks of the latest run, by name, each with its
+    series over the recorded runs (a point flagged when that run found a regression
+    there); past BENCH_CHARTS the names left out, so the report can say so."""
     if not history.bench:
-        return {}, ""
-    latest = sorted(history.bench[-1].values, key=lambda m: -m.value)[:BENCH_SERIES]
-    names = [m.name for m in latest]
-    unit = latest[0].unit if latest else ""
-    series: dict[str, list[Point]] = {n: [] for n in names}
+        return [], []
+    latest = sorted({(m.name, m.unit) for m in history.bench[-1].values})
+    drawn, rest = latest[:BENCH_CHARTS], [name for name, _ in latest[BENCH_CHARTS:]]
+    series: dict[tuple[str, str], list[Point]] = {key: [] for key in drawn}
     for rec in history.bench:
         for m in rec.values:
-            if m.name in series and m.unit == unit:
+            if (m.name, m.unit) in series:
                 verdict = str(m.extra.get("verdict", ""))
-                series[m.name].append(
-                    Point(rec.at, m.value, f"{rec.label()} {verdict}", verdict == REGRESSION)
-                )
-    return {n: pts for n, pts in series.items() if pts}, unit
+                label = f"{rec.label()} {verdict}".strip()
+                low, high = as_number(m.extra.get("low")), as_number(m.extra.get("high"))
+                point = Point(rec.at, m.value, label, verdict == REGRESSION, low, high)
+                series[(m.name, m.unit)].append(point)
+    trends = [BenchTrend(name, unit, pts) for (name, unit), pts in series.items() if pts]
+    return trends, rest
 
 
 def coverage_series(history: History) -> list[Point]:

@@ -10,8 +10,16 @@ from datetime import datetime
 from html import escape
 
 from ci import report
+from ci.bench.compare import fmt_axis
 from ci.reports import svg
-from ci.reports.data import History, bench_series, ci_time_series, coverage_series, stage_series
+from ci.reports.data import (
+    BenchTrend,
+    History,
+    bench_series,
+    ci_time_series,
+    coverage_series,
+    stage_series,
+)
 from ci.reports.metrics import NO_DATA, Metric
 from ci.result import StageResult
 
@@ -33,6 +41,7 @@ td.s-blocked,td.s-cancelled{color:#a16207;font-weight:600}
 .card{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:12px;margin:8px 0}
 .nodata{color:#64748b;font-style:italic}
 svg.chart{max-width:100%;height:auto;font-size:11px}
+.multiples{display:flex;flex-wrap:wrap;gap:8px 12px}
 svg .axis,svg .legend{fill:#475569} svg .label{fill:#0f172a} svg .value{fill:#334155}
 """
 
@@ -104,6 +113,20 @@ def _deployments(history: History) -> str | None:
     return svg.timeline(marks) + table
 
 
+def _bench(trends: Sequence[BenchTrend], rest: Sequence[str]) -> str | None:
+    """One small chart per benchmark, each on its own axis: a 4 ns and a 10 µs benchmark
+    are both readable, where one shared linear axis flattens the fast one to the floor."""
+    if not trends:
+        return None
+    charts = [svg.trend("bench", t.name, t.points, fmt=fmt_axis(t.unit)) for t in trends]
+    note = (
+        "<p class='meta'>each benchmark on its own scale; red: a run that found a regression"
+        + (f"; not drawn: {escape(', '.join(rest))}" if rest else "")
+        + "</p>"
+    )
+    return f"{note}<div class='multiples'>{''.join(charts)}</div>"
+
+
 def render(
     results: Sequence[StageResult],
     history: History,
@@ -121,7 +144,7 @@ def render(
     ]
     ci_points = ci_time_series(history)
     stages = stage_series(history)
-    bench, bench_unit = bench_series(history)
+    bench, bench_rest = bench_series(history)
     cov = coverage_series(history)
     where = history.location or "no history recorded yet"
     parts = [
@@ -149,15 +172,7 @@ def render(
         ),
         _card(
             "Benchmark trends",
-            svg.lines(
-                "bench",
-                bench,
-                unit=bench_unit,
-                title="Benchmarks (red: regression)",
-                floor_zero=False,
-            )
-            if bench
-            else None,
+            _bench(bench, bench_rest),
             "no benchmark run recorded (`nox -s bench`)",
         ),
         _card(

@@ -1,15 +1,21 @@
-"""Charts as inline SVG (no JavaScript, no CDN): the HTML report opens from disk.
+"""Charts as inline SVG (no JavaScript, no CDN): the one chart module of the pipeline, for
+the HTML report and the benchmark history page; both open from disk.
 
 Every chart is an `<svg class="chart" data-chart="...">` whose marks carry classes a test
 (or a person with the inspector) can count: `bar` and `budget` in the duration chart,
-`point` on every line, `deploy` in the deployment timeline. Each mark has a `<title>`,
-the browser's tooltip, with its exact value.
+`point` on every line (`point flagged` for a failed run or a regression), `interval` for
+a confidence interval, `deploy` in the deployment timeline. Each mark has a `<title>`, the
+browser's tooltip, with its exact value. Points are placed by their time, not by their
+rank: a week without runs is a gap, not one step.
+
+`trend` draws one series on its own axis, so series orders of magnitude apart (a 4 ns
+and a 10 µs benchmark) are each readable: draw one per series (small multiples).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -47,12 +53,15 @@ class Bar:
 
 @dataclass(frozen=True)
 class Point:
-    """One value of a series; `flag` marks it (a regression) in red."""
+    """One value of a series; `flag` marks it (a regression) in red; `low`..`high` its
+    confidence interval, when it has one."""
 
     at: datetime
     value: float
     label: str = ""
     flag: bool = False
+    low: float | None = None
+    high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -69,12 +78,32 @@ def _num(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
-def _svg(kind: str, height: int, body: list[str], title: str) -> str:
+def _svg(
+    kind: str, height: int, body: list[str], title: str, width: int = WIDTH, series: str = ""
+) -> str:
+    named = f' data-series="{escape(series)}"' if series else ""
     return (
-        f'<svg class="chart" data-chart="{escape(kind)}" role="img" '
-        f'aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {height}" '
-        f'width="{WIDTH}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+        f'<svg class="chart" data-chart="{escape(kind)}"{named} role="img" '
+        f'aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
         f"<title>{escape(title)}</title>" + "".join(body) + "</svg>"
+    )
+
+
+def time_axis(times: Sequence[datetime], left: float, width: float) -> Callable[[datetime], float]:
+    """x of a time: proportional to its distance from the first one (one time: centred)."""
+    start, end = min(times), max(times)
+    span = (end - start).total_seconds()
+    if span <= 0:
+        return lambda _at: left + width / 2
+    return lambda at: left + width * (at - start).total_seconds() / span
+
+
+def _circle(p: Point, x: float, y: float, colour: str, tip: str) -> str:
+    cls, fill, radius = ("point flagged", "#dc2626", 5.5) if p.flag else ("point", colour, 3.5)
+    return (
+        f'<circle class="{cls}" cx="{x:.1f}" cy="{y:.1f}" r="{radius}" fill="{fill}">'
+        f"<title>{escape(tip)}</title></circle>"
     )
 
 
@@ -152,12 +181,10 @@ def lines(
         lo = lo if lo < min(values) else lo - magnitude
     span = (hi - lo) or 1.0
     plot_h = height - top_pad - bottom
-    index = {t: i for i, t in enumerate(times)}
-    step = (WIDTH - left - right) / max(1, len(times) - 1)
+    x_of = time_axis(times or [datetime.min], left, WIDTH - left - right)
 
     def xy(p: Point) -> tuple[float, float]:
-        x = left + index[p.at] * step if len(times) > 1 else left + (WIDTH - left - right) / 2
-        return x, top_pad + plot_h * (1 - (p.value - lo) / span)
+        return x_of(p.at), top_pad + plot_h * (1 - (p.value - lo) / span)
 
     body = [
         f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{WIDTH - right}" '
@@ -190,13 +217,8 @@ def lines(
                 f'fill="none" stroke="{colour}" stroke-width="2"/>'
             )
         for p, (x, y) in zip(pts, coords, strict=True):
-            fill = "#dc2626" if p.flag else colour
             tip = f"{name}: {_num(p.value)} {unit} at {p.at:%Y-%m-%d %H:%M} {p.label}".strip()
-            body.append(
-                f'<circle class="point" data-series="{escape(name)}" cx="{x:.1f}" '
-                f'cy="{y:.1f}" r="{5 if p.flag else 3.5}" fill="{fill}">'
-                f"<title>{escape(tip)}</title></circle>"
-            )
+            body.append(_circle(p, x, y, colour, tip))
         ly = top_pad + 14 + i * 18
         body += [
             f'<rect x="{WIDTH - right + 14}" y="{ly - 9}" width="10" height="10" fill="{colour}"/>',
@@ -238,3 +260,77 @@ def timeline(marks: Sequence[Mark]) -> str:
             f"{end:%Y-%m-%d %H:%M}</text>",
         ]
     return _svg("deployments", height, body, "Deployments by environment and outcome")
+
+
+def _range(points: Sequence[Point]) -> tuple[float, float]:
+    """The y range of one series: its own values and intervals, padded; never below zero
+    for values that are not (a duration axis does not go negative)."""
+    lows = [p.value if p.low is None else min(p.low, p.value) for p in points]
+    highs = [p.value if p.high is None else max(p.high, p.value) for p in points]
+    lo, hi = min(lows), max(highs)
+    pad = (hi - lo) * 0.1 if hi > lo else (abs(lo) * 0.05 or 1.0)
+    return (max(0.0, lo - pad) if lo >= 0 else lo - pad), hi + pad
+
+
+def trend(
+    kind: str,
+    name: str,
+    points: Sequence[Point],
+    *,
+    fmt: Callable[[float], str],
+    width: int = 370,
+    height: int = 170,
+) -> str:
+    """One series over time on its own y axis (its range, not zero to the largest of all
+    series): a line, a point per run placed by its time, confidence intervals as vertical
+    bars, flagged runs (regressions) as larger red points. `fmt` writes a value with its
+    unit; the chart is named by `name` inside it."""
+    left, right, top, bottom = 66, 14, 24, 30
+    plot_w, plot_h = width - left - right, height - top - bottom
+    lo, hi = _range(points)
+    x_of = time_axis([p.at for p in points], left, plot_w)
+
+    def y_of(value: float) -> float:
+        return top + plot_h * (1 - (value - lo) / (hi - lo))
+
+    latest = points[-1]
+    body = [
+        f'<text x="{left}" y="15" class="label">{escape(name)}</text>',
+        f'<text x="{width - right}" y="15" text-anchor="end" class="value">latest '
+        f"{escape(fmt(latest.value))}</text>",
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fff" '
+        'stroke="#cbd5e1"/>',
+    ]
+    for k in range(3):
+        value = lo + (hi - lo) * (k + 0.5) / 3
+        y = y_of(value)
+        body.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eef2f7"/>'
+            f'<text x="{left - 5}" y="{y + 4:.1f}" text-anchor="end" class="axis">'
+            f"{escape(fmt(value))}</text>"
+        )
+    for p in points:
+        if p.low is not None and p.high is not None and p.high > p.low:
+            x = x_of(p.at)
+            body.append(
+                f'<line class="interval" x1="{x:.1f}" x2="{x:.1f}" y1="{y_of(p.low):.1f}" '
+                f'y2="{y_of(p.high):.1f}" stroke="#94a3b8" stroke-width="2"/>'
+            )
+    if len(points) > 1:
+        path = " ".join(f"{x_of(p.at):.1f},{y_of(p.value):.1f}" for p in points)
+        body.append(
+            f'<polyline class="series" points="{path}" fill="none" stroke="{PALETTE[0]}" '
+            'stroke-width="1.5"/>'
+        )
+    for p in points:
+        tip = " · ".join(
+            part for part in (name, fmt(p.value), f"{p.at:%Y-%m-%d %H:%M} UTC", p.label) if part
+        )
+        body.append(_circle(p, x_of(p.at), y_of(p.value), PALETTE[0], tip))
+    first, last = points[0].at, points[-1].at
+    body += [
+        f'<text x="{left}" y="{height - 10}" class="axis">{first:%Y-%m-%d}</text>',
+        f'<text x="{left + plot_w}" y="{height - 10}" text-anchor="end" class="axis">'
+        f"{last:%Y-%m-%d %H:%M} ({len(points)} runs)</text>",
+    ]
+    return _svg(kind, height, body, name, width, series=name)

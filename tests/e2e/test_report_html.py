@@ -13,6 +13,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import ROOT, run_invoke
@@ -87,7 +88,29 @@ def _chromium() -> str:
     return found
 
 
-def _open(report: Path, shot: Path) -> dict[str, int]:
+def _bench_charts(page: Any) -> dict[str, dict[str, Any]]:
+    """Each benchmark chart as drawn on screen: its points' centres (CSS pixels), its
+    plot's height, and the colour the browser paints its flagged points."""
+    charts = {}
+    for chart in page.locator('svg[data-chart="bench"]').all():
+        centres = []
+        for point in chart.locator("circle.point").all():
+            box = point.bounding_box()
+            assert box, "a point that is not drawn"
+            centres.append((box["x"] + box["width"] / 2, box["y"] + box["height"] / 2))
+        flagged = chart.locator("circle.flagged")
+        charts[chart.get_attribute("data-series") or ""] = {
+            "centres": centres,
+            "height": (chart.bounding_box() or {"height": 0})["height"],
+            "flagged": flagged.count(),
+            "flag-colour": flagged.first.evaluate("e => getComputedStyle(e).fill")
+            if flagged.count()
+            else "",
+        }
+    return charts
+
+
+def _open(report: Path, shot: Path) -> dict[str, Any]:
     """Open the report from disk in headless Chromium; count the drawn marks; screenshot."""
     from playwright.sync_api import sync_playwright
 
@@ -116,6 +139,7 @@ def _open(report: Path, shot: Path) -> dict[str, int]:
             # drawn, not just present: the bars have a real size on screen
             box = page.locator("rect.bar").first.bounding_box()
             counts["bar-height"] = int(box["height"]) if box else 0
+            counts["bench-charts"] = _bench_charts(page)
             page.screenshot(path=str(shot), full_page=True)
             counts["requests"] = len([u for u in requests if not u.startswith("file:")])
         finally:
@@ -171,14 +195,24 @@ def test_html_report_draws_bench_coverage_and_deployments(fixture_env, tmp_path:
     env = fixture_env("clean")
     cfg = settings_mod.load(ROOT, env)
     now = utc_now()
+    # Two benchmarks four orders of magnitude apart (4 ns, 10 µs), each moving ~10%;
+    # runs on uneven days (0, 1, 2, 3, 9 days ago ... oldest first) to see time spacing.
+    ages = (12, 11, 10, 9, 0)
+    fast = (4.0, 4.3, 3.9, 4.6, 4.1)
+    slow = (10_000, 10_800, 9_700, 10_400, 11_000)
     with open_store(cfg) as store:
         for i in range(5):
-            at = now - timedelta(days=5 - i)
+            at = now - timedelta(days=ages[i])
             info = RunInfo("bench", "c" * 40, "main", "r", Machine("m", "m"), at, at, "passed")
             verdict = "regression" if i == 3 else "within noise"
             store.record(
-                info, [Measurement("bench.wall", "book/insert", 50 + i, "ns", {"verdict": verdict})]
+                info,
+                [
+                    Measurement("bench.wall", "tick/parse", fast[i], "ns", {"verdict": verdict}),
+                    Measurement("bench.wall", "book/rebuild", slow[i], "ns", {"verdict": "ok"}),
+                ],
             )
+            at = now - timedelta(days=5 - i)
             cov = RunInfo("coverage", "c" * 40, "main", "r", Machine("m", "m"), at, at, "passed")
             store.record(cov, [Measurement("coverage", "total", 78 + i, "%")])
             dep = store.start_deployment("production", f"v0.{i}", "d", trigger="manual", at=at)
@@ -189,8 +223,21 @@ def test_html_report_draws_bench_coverage_and_deployments(fixture_env, tmp_path:
     shot = tmp_path / "report-seeded.png"
     counts = _open(tmp_path / "out" / "report.html", shot)
     _keep(shot)
-    assert counts["bench"] == counts["coverage"] == counts["deployments"] == 1
-    assert counts["circle.deploy"] == 5 and counts["circle.point"] == 5 + 5
+    assert counts["coverage"] == counts["deployments"] == 1
+    assert counts["bench"] == 2  # one small chart per benchmark
+    assert counts["circle.deploy"] == 5 and counts["circle.point"] == 2 * 5 + 5
+    charts = counts["bench-charts"]
+    assert set(charts) == {"tick/parse", "book/rebuild"}
+    for name, chart in charts.items():
+        ys = [y for _, y in chart["centres"]]
+        # readable: each line spans a good part of its own chart on screen (a shared
+        # linear axis drew the 4 ns line flat on the floor, within a pixel)
+        assert max(ys) - min(ys) > 0.3 * chart["height"], (name, ys, chart["height"])
+        xs = [x for x, _ in chart["centres"]]
+        # placed by time: the 9-day gap before the last run is 9 times a 1-day step
+        assert xs[4] - xs[3] == pytest.approx(9 * (xs[1] - xs[0]), rel=0.05), xs
+    assert charts["tick/parse"]["flagged"] == 1 and charts["book/rebuild"]["flagged"] == 0
+    assert charts["tick/parse"]["flag-colour"] == "rgb(220, 38, 38)"  # the regression in red
     m = run_invoke(["metrics"], env)
     assert re.search(r"change failure rate\s+20\.0%\s+< 5%\s+missed", m.stdout), m.stdout
     assert re.search(r"test coverage\s+82\.0%\s+> 80%\s+met", m.stdout), m.stdout

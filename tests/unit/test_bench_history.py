@@ -69,7 +69,8 @@ def test_trend_chart_shows_several_runs_and_marks_regressions(tmp_path: Path) ->
     page = out.read_text()
     insert = page[page.index("<h2>book/insert") : page.index("<h2>risk/check")]
     assert insert.count('<circle class="point"') == 3
-    assert insert.count('<circle class="regression"') == 1
+    assert insert.count('<circle class="point flagged"') == 1
+    assert insert.count('class="interval"') == 4  # each run's confidence interval
     assert "+15.0% vs base · regression" in insert
     assert ">5 µs<" not in page and "+50.0%" not in page  # the dirty run is left out
     # self-contained: no script, no stylesheet or image from anywhere

@@ -137,15 +137,25 @@ def test_html_has_every_chart_with_the_right_marks(tmp_path: Path) -> None:
     ]
     page = html.render(results, hist, [], generated_at=NOW, coverage_target=80)
     charts = re.findall(r'data-chart="([\w-]+)"', page)
-    assert charts == ["durations", "ci-time", "stage-trend", "bench", "coverage", "deployments"]
+    assert charts == [
+        "durations",
+        "ci-time",
+        "stage-trend",
+        "bench",  # book/insert
+        "bench",  # risk/check: one small chart per benchmark
+        "coverage",
+        "deployments",
+    ]
     assert page.count('class="bar"') == 3 and page.count('class="budget"') == 3
     assert 'stroke="#dc2626" stroke-width="2"' in page  # unit over its budget
-    stage_points = _section(page, "stage-trend").count('class="point"')
+    stage_points = len(POINT.findall(_section(page, "stage-trend")))
     assert stage_points == 8  # 2 stages x 4 runs
-    assert _section(page, "ci-time").count('class="point"') == 5
-    assert _section(page, "bench").count('class="point"') == 8
-    assert _section(page, "bench").count('fill="#dc2626"') == 1  # the regression
-    assert _section(page, "coverage").count('class="point"') == 3
+    assert len(POINT.findall(_section(page, "ci-time"))) == 5
+    insert, risk = _section(page, "bench"), _section(page, "bench", 1)
+    assert 'data-series="book/insert"' in insert and 'data-series="risk/check"' in risk
+    assert len(POINT.findall(insert)) == len(POINT.findall(risk)) == 4
+    assert insert.count('class="point flagged"') == 1 and "flagged" not in risk  # regression
+    assert len(POINT.findall(_section(page, "coverage"))) == 3
     assert 'class="target"' in _section(page, "coverage")
     assert _section(page, "deployments").count('class="deploy"') == 7
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
@@ -163,9 +173,58 @@ def test_html_without_history_says_no_data_yet(tmp_path: Path) -> None:
     assert page.count("no data yet:") == 5
 
 
-def _section(page: str, chart: str) -> str:
-    start = page.index(f'data-chart="{chart}"')
+POINT = re.compile(r'class="point(?: flagged)?"')
+CY = re.compile(r'<circle class="point(?: flagged)?" cx="([\d.]+)" cy="([\d.]+)"')
+
+
+def _section(page: str, chart: str, nth: int = 0) -> str:
+    start = -1
+    for _ in range(nth + 1):
+        start = page.index(f'data-chart="{chart}"', start + 1)
     return page[start : page.index("</svg>", start)]
+
+
+def test_benchmarks_four_orders_of_magnitude_apart_are_each_readable(tmp_path: Path) -> None:
+    """A 4 ns and a 10 µs benchmark: each on its own axis, each moving visibly with its
+    own ~10% changes, where one shared linear axis drew the fast one as a flat line."""
+    cfg = _settings(tmp_path)
+    with open_store(cfg) as store:
+        for i, (fast, slow) in enumerate(
+            [(4.0, 10_000), (4.4, 10_900), (3.9, 9_800), (4.6, 11_000)]
+        ):
+            verdict = "regression" if i == 3 else "within noise"
+            store.record(
+                _run("bench", NOW - timedelta(days=4 - i), 60, mode="wall"),
+                [
+                    Measurement("bench.wall", "tick/parse", fast, "ns", {"verdict": verdict}),
+                    Measurement("bench.wall", "book/rebuild", slow, "ns", {"verdict": "ok"}),
+                ],
+            )
+    page = html.render([], data.read(cfg, limit=30), [], generated_at=NOW, coverage_target=80)
+    spreads = {}
+    for nth in range(2):
+        chart = _section(page, "bench", nth)
+        name = re.search(r'data-series="([^"]+)"', chart)
+        ys = [float(y) for _, y in CY.findall(chart)]
+        assert name and len(ys) == 4
+        spreads[name.group(1)] = max(ys) - min(ys)
+    # both lines span most of their plot (116 px high), neither lies on the floor
+    assert spreads["tick/parse"] > 60 and spreads["book/rebuild"] > 60, spreads
+    fast_chart = _section(page, "bench", [*spreads].index("tick/parse"))
+    assert fast_chart.count('class="point flagged"') == 1  # its regression, in its chart
+    assert ">4.6 ns<" in fast_chart or "latest 4.6 ns" in fast_chart
+
+
+def test_points_are_placed_by_time_not_by_run() -> None:
+    day = timedelta(days=1)
+    pts = [svg.Point(NOW, 1), svg.Point(NOW + day, 2), svg.Point(NOW + 10 * day, 3)]
+    for chart in (
+        svg.lines("x", {"s": pts}, unit="s", title="t"),
+        svg.trend("x", "s", pts, fmt=str),
+    ):
+        xs = [float(x) for x, _ in CY.findall(chart)]
+        assert len(xs) == 3
+        assert (xs[2] - xs[1]) == pytest.approx(9 * (xs[1] - xs[0]), rel=0.01)
 
 
 def test_svg_escapes_labels() -> None:
