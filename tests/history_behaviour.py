@@ -15,6 +15,7 @@ The backend fixture offers:
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -445,6 +446,60 @@ def test_a_bad_line_imports_nothing(backend: Any, store: HistoryStore) -> None:
         with pytest.raises(HistoryError, match="unknown fields later"):
             copy.import_(io.StringIO(unknown))
         assert copy.runs() == []
+
+
+def _mutated(line: str, change: Any) -> str:
+    record = json.loads(line)
+    change(record)
+    return json.dumps(record)
+
+
+def _set(field: str, value: Any) -> Any:
+    return lambda r: r.__setitem__(field, value)
+
+
+def _set_measurement(field: str, value: Any) -> Any:
+    return lambda r: r["measurements"][0].__setitem__(field, value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "why"),
+    [
+        ("run", _set("dirty", "false"), 'dirty must be true or false, not a string "false"'),
+        ("run", _set("dirty", 0), "dirty must be true or false, not a number 0"),
+        ("run", _set("meta", [["mode", "wall"]]), "meta must be an object, not a list"),
+        ("run", _set("tool_versions", {"cargo": 1}), "tool_versions.cargo must be a string"),
+        ("run", _set("commit", 7), "commit must be a string, not a number"),
+        ("run", _set("machine", "box"), "machine must be an object, not a string"),
+        ("run", _set("measurements", {}), "measurements must be a list, not an object"),
+        ("run", _set("started_at", 1714564800), "started_at must be a string, not a number"),
+        ("run", _set_measurement("value", "57.1"), "measurements[1].value must be a number"),
+        ("run", _set_measurement("value", True), "measurements[1].value must be a number"),
+        ("run", _set_measurement("unit", 5), "measurements[1].unit must be a string"),
+        ("run", _set_measurement("suite", None), "measurements[1].suite must be a string"),
+        ("run", _set_measurement("extra", [["low", 1]]), "measurements[1].extra must be an obj"),
+        ("deployment", _set("environment", 1), "environment must be a string, not a number"),
+        ("deployment", _set("details", [["why", "x"]]), "details must be an object, not a list"),
+        ("deployment", _set("from_version", 1.0), "from_version must be a string"),
+    ],
+)
+def test_every_field_is_read_by_its_json_type(
+    backend: Any, store: HistoryStore, kind: str, change: Any, why: str
+) -> None:
+    """A field of the wrong JSON type is refused, naming the field; nothing is imported
+    (bool("false") would have recorded a clean run as dirty)."""
+    store.record(run(), [wall("a", 1)])
+    store.start_deployment("production", "1.0.0", "sha256:aa", trigger="push", at=T0)
+    buf = io.StringIO()
+    store.export(buf)
+    lines = buf.getvalue().splitlines()
+    n = next(i for i, line in enumerate(lines) if json.loads(line).get("type") == kind)
+    lines[n] = _mutated(lines[n], change)
+    with opened(backend, "copy") as copy:
+        with pytest.raises(HistoryError) as err:
+            copy.import_(io.StringIO("\n".join(lines) + "\n"), source="h.jsonl")
+        assert f"h.jsonl:{n + 1}: malformed record ({why}" in str(err.value)
+        assert copy.runs() == [] and copy.deployments() == []
 
 
 # --- deployments -------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from ci.errors import HistoryError
+from ci.history import fields
 from ci.history.records import (
     TRANSITIONS,
     Deployment,
@@ -25,8 +26,6 @@ from ci.history.records import (
     RunInfo,
     StoredRun,
     json_text,
-    maybe_time,
-    parse_time,
     time_text,
     utc_now,
 )
@@ -182,42 +181,56 @@ _RUN_FIELDS = {
 _MEASUREMENT_FIELDS = {"suite", "name", "value", "unit", "extra"}
 
 
-def _text(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a string")
-    return value
-
-
 def _run(data: dict[str, Any]) -> RunRecord:
     _exact(data, _RUN_FIELDS)
-    machine = data["machine"]
+    machine = fields.mapping(data["machine"], "machine")
     run = RunInfo(
-        kind=_text(data["kind"], "kind"),
-        commit=_text(data["commit"], "commit"),
-        branch=_text(data["branch"], "branch"),
-        run_id=_text(data["run_id"], "run_id"),
-        machine=Machine(_text(machine["id"], "machine.id"), _text(machine["label"], "label")),
-        started_at=parse_time(data["started_at"]),
-        finished_at=maybe_time(data["finished_at"]),
-        status=_text(data["status"], "status"),
-        tool_versions=dict(data["tool_versions"]),
-        meta=dict(data["meta"]),
-        dirty=bool(data["dirty"]),
+        kind=fields.string(data["kind"], "kind"),
+        commit=fields.string(data["commit"], "commit"),
+        branch=fields.string(data["branch"], "branch"),
+        run_id=fields.string(data["run_id"], "run_id"),
+        machine=Machine(
+            fields.string(machine["id"], "machine.id"), fields.string(machine["label"], "label")
+        ),
+        started_at=fields.timestamp(data["started_at"], "started_at"),
+        finished_at=fields.optional_timestamp(data["finished_at"], "finished_at"),
+        status=fields.string(data["status"], "status"),
+        tool_versions=fields.string_map(data["tool_versions"], "tool_versions"),
+        meta=fields.mapping(data["meta"], "meta"),
+        dirty=fields.boolean(data["dirty"], "dirty"),
     )
     measurements = []
-    for item in data["measurements"]:
-        _exact(item, _MEASUREMENT_FIELDS)
-        measurements.append(Measurement(**item))
-    stored = StoredRun(_text(data["id"], "id"), run, parse_time(data["recorded_at"]))
-    return RunRecord(stored, tuple(measurements))
+    for n, item in enumerate(fields.array(data["measurements"], "measurements"), start=1):
+        where = f"measurements[{n}]"
+        _exact(fields.mapping(item, where), _MEASUREMENT_FIELDS)
+        measurements.append(
+            Measurement(
+                suite=fields.string(item["suite"], f"{where}.suite"),
+                name=fields.string(item["name"], f"{where}.name"),
+                value=fields.number(item["value"], f"{where}.value"),
+                unit=fields.string(item.get("unit", ""), f"{where}.unit"),
+                extra=fields.mapping(item.get("extra", {}), f"{where}.extra"),
+            )
+        )
+    recorded = fields.timestamp(data["recorded_at"], "recorded_at")
+    return RunRecord(StoredRun(fields.string(data["id"], "id"), run, recorded), tuple(measurements))
 
 
 def _deployment(data: dict[str, Any]) -> Deployment:
     _exact(data, {f for f in Deployment.__dataclass_fields__})
-    for key in ("started_at", "ended_at", "recovered_at"):
-        data[key] = maybe_time(data.get(key))
-    data["details"] = dict(data.get("details") or {})
-    return Deployment(**data)
+    return Deployment(
+        id=fields.string(data["id"], "id"),
+        environment=fields.string(data["environment"], "environment"),
+        version=fields.string(data["version"], "version"),
+        digest=fields.string(data["digest"], "digest"),
+        started_at=fields.timestamp(data["started_at"], "started_at"),
+        ended_at=fields.optional_timestamp(data.get("ended_at"), "ended_at"),
+        outcome=fields.string(data["outcome"], "outcome"),
+        trigger=fields.string(data["trigger"], "trigger"),
+        from_version=fields.optional_string(data.get("from_version"), "from_version"),
+        details=fields.mapping(data.get("details") or {}, "details"),
+        recovered_at=fields.optional_timestamp(data.get("recovered_at"), "recovered_at"),
+    )
 
 
 def write_export(tx: Tx, fh: IO[str], since: datetime | None) -> ExportStats:

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ci.errors import ConfigError, HistoryError, NoHistoryYet
+from ci.history.placeholders import to_psycopg
 from ci.history.schema import LATEST, Tx, pending
 from ci.redact import MASK, Redactor
 
@@ -68,15 +69,15 @@ class _PgTx:
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = self._conn.execute(sql.replace("?", "%s"), params)
+        cur = self._conn.execute(to_psycopg(sql), params)
         return int(cur.rowcount)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self._conn.cursor() as cur:
-            cur.executemany(sql.replace("?", "%s"), rows)
+            cur.executemany(to_psycopg(sql), rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return list(self._conn.execute(sql.replace("?", "%s"), params).fetchall())
+        return list(self._conn.execute(to_psycopg(sql), params).fetchall())
 
 
 class PostgresDb:

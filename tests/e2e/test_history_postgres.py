@@ -206,3 +206,27 @@ def test_moving_a_sqlite_history_to_postgres(backend: PostgresBackend, tmp_path:
         assert shared.import_(io.StringIO(buf.getvalue())).runs_added == 1
         assert (shared.runs(), shared.deployments()) == expected
         assert shared.latest("bench", meta={"base": "x"}) == expected[0][0]
+
+
+def test_question_marks_and_percents_in_the_sql_reach_the_server_intact(
+    backend: PostgresBackend,
+) -> None:
+    """The shared SQL's `?` become psycopg's `%s` only where they are placeholders: a `?`
+    or `%` in a literal, an identifier or a comment stays what it is, and values holding
+    them go through untouched."""
+    with opened(backend) as store, store._db.transaction(write=False) as tx:
+        rows = tx.query(
+            "SELECT 'why? 50%' AS \"what?\", ? AS v, $q$ x?%s $q$ AS d /* ? */ -- ?\n"
+            " , ? AS n WHERE 'a%' LIKE 'a%%' OR ?::text IS NOT NULL",
+            ("v?%s", 2, "?"),
+        )
+    assert rows == [("why? 50%", "v?%s", " x?%s ", 2)]
+
+
+def test_names_and_values_with_question_marks_and_percents_round_trip(
+    backend: PostgresBackend,
+) -> None:
+    with opened(backend) as store:
+        store.record(run(meta={"mode": "wall?", "filter": "50%"}), [wall("what?/50%", 1.25)])
+        assert store.series("bench.wall", "what?/50%")[0].value == 1.25
+        assert store.latest("bench", meta={"mode": "wall?", "filter": "50%"}) is not None
