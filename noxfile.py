@@ -60,7 +60,7 @@ def _in_venv(session: nox.Session, spec: StageSpec) -> None:
     verdict = Path(verdict_path)
     env = {"PYTHONPATH": str(ROOT), "CIPIPE__ROOT": str(ROOT), "CIPIPE__VERDICT": verdict_path}
     try:
-        session.run(
+        ran = session.run(
             "python",
             "-m",
             "ci.stage",
@@ -71,6 +71,8 @@ def _in_venv(session: nox.Session, spec: StageSpec) -> None:
             interrupt_timeout=TEARDOWN_S,
             log=False,
         )
+        if ran is None:  # --install-only: the venv is provisioned, the stage not run
+            return
         text = verdict.read_text(encoding="utf-8")
         outcome = json.loads(text) if text else None
     finally:

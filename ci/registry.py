@@ -103,7 +103,8 @@ STAGES: tuple[StageSpec, ...] = (
         "baseline drop, changed lines.",
         "ci.stages.coverage:run",
         needs=("unit",),
-        python=("docker==7.2.0",),
+        # codecov-cli: Codecov's official uploader (its own venv: it pins click < 8.3).
+        python=("docker==7.2.0", "codecov-cli==11.3.1"),
         outputs=("verdict", "total"),
         cache=True,
     ),

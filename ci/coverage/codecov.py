@@ -1,41 +1,42 @@
-"""Upload of the Cobertura report to Codecov (requests), following the contract of
-Codecov's own CLI (`codecovcli upload-coverage`):
+"""Upload of the Cobertura report to Codecov through Codecov's official uploader,
+`codecovcli upload-coverage` (PyPI `codecov-cli`, pinned in the coverage stage's own
+virtualenv by ci/registry.py): when Codecov changes its protocol, a new pin follows it;
+nothing here speaks the protocol itself.
 
-1. `POST {url}/upload/{service}/{slug}/upload-coverage` with `Authorization: token <T>`
-   and a JSON body naming the commit, branch, pull request, report code and flags;
-   the answer holds `raw_upload_location` (a pre-signed storage URL) and `url`.
-2. `PUT raw_upload_location` with the report payload: JSON whose `coverage_files`
-   hold each file zlib-compressed and base64-encoded. The token is not sent there.
-
-The token is read from the environment by the caller and only ever put in that header:
-never printed, never on a command line, never in a URL or a file. 5xx answers and
-connection failures are retried with bounded backoff; anything else is one line.
+- `--url` is `[tool.pipeline.coverage.codecov] url`: Codecov's ingest host, a
+  self-hosted Codecov, or the local test server.
+- `--disable-telem`: the CLI otherwise sends usage and error reports to Sentry.
+- The token reaches the CLI only as `CODECOV_TOKEN` in its environment (the variable it
+  reads for `-t`): never on its command line, so never in `ps`, the echoed command or a log.
+- `--plugin noop --disable-search --file <report>`: exactly our report; the CLI neither
+  searches the tree for other reports nor runs gcov or coverage.py.
+- The CLI retries 5xx answers and dropped connections itself (3 tries); its failure is
+  turned into one line that says what to do.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import re
-import time
-import zlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
-import requests
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from ci.coverage.config import CodecovConfig
 from ci.errors import PipelineError
-from ci.github.client import classify
-from ci.github.retry import Backoff, retrying
+from ci.runner import Runner
 
-CLIENT = "rust-trading-pipeline"
+CLI = "codecovcli"
 _PR_REF = re.compile(r"^refs/pull/(\d+)/merge$")
+_SLUG = re.compile(r"^[^/\s]+(/[^/\s]+)+$")
+_WHERE = re.compile(r"results will be available at: (\S+)")
+# The CLI's log lines: "error - 2026-12-07 14:59:18,742 -- <message>"
+_ERROR = re.compile(r"^(?:error|critical) - [\d-]+ [\d:,]+ -- (.*)$")
 
 
 class UploadError(PipelineError):
-    """Codecov refused the upload or kept failing after the retries."""
+    """Codecov refused the upload, stayed unreachable, or the uploader is missing."""
 
     exit_code = 21
 
@@ -51,27 +52,14 @@ class UploadMeta:
     build: str = ""
     build_url: str = ""
     job: str = ""
-    ci_service: str = ""
     flags: tuple[str, ...] = ()
     name: str = ""
-    env: dict[str, str] = field(default_factory=dict)
-
-
-def encode_slug(slug: str) -> str:
-    """`owner/name` (or `group/subgroup/name`) as Codecov's upload paths spell it:
-    subgroups joined by `:::`, the repository by `::::`."""
-    parts = [p for p in slug.strip().split("/") if p]
-    if len(parts) < 2:
-        raise UploadError(
-            f"Codecov needs the repository as owner/name, got {slug!r}: set "
-            "[tool.pipeline.coverage.codecov] slug or GITHUB_REPOSITORY"
-        )
-    return ":::".join(parts[:-1]) + "::::" + parts[-1]
 
 
 def metadata(cfg: CodecovConfig, env: Mapping[str, str], commit: str, branch: str) -> UploadMeta:
     """The upload's metadata from the configuration and the CI environment (GitHub
-    Actions variables when present): slug, pull request number, run URL, job."""
+    Actions variables when present): slug, pull request number, run URL, job. Given to
+    the CLI explicitly, so a local run and a CI run are filed the same way."""
     slug = cfg.slug or env.get("GITHUB_REPOSITORY", "").strip()
     match = _PR_REF.match(env.get("GITHUB_REF", "").strip())
     pr = match.group(1) if match and env.get("GITHUB_HEAD_REF") else ""
@@ -85,151 +73,104 @@ def metadata(cfg: CodecovConfig, env: Mapping[str, str], commit: str, branch: st
         pull_request=pr,
         build=run,
         build_url=build_url,
-        job=env.get("GITHUB_WORKFLOW", "").strip(),
-        ci_service="github-actions" if env.get("GITHUB_ACTIONS") == "true" else "",
+        job=env.get("GITHUB_JOB", "").strip(),
         flags=cfg.flags,
         name=cfg.name,
     )
 
 
-def payload(report: bytes, filename: str) -> bytes:
-    """The storage payload for one Cobertura report, as Codecov's CLI builds it."""
-    body = {
-        "report_fixes": {"format": "legacy", "value": {}},
-        "network_files": [],
-        "coverage_files": [
-            {
-                "filename": filename,
-                "format": "base64+compressed",
-                "data": base64.b64encode(zlib.compress(report)).decode(),
-                "labels": "",
-            }
-        ],
-        "metadata": {},
-    }
-    return json.dumps(body).encode()
-
-
-def _message(resp: requests.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        text = (resp.text or "").strip()
-        return text.splitlines()[0][:200] if text else ""
-    if isinstance(body, dict):
-        return str(body.get("detail") or body.get("message") or "")[:200]
-    return ""
-
-
-def explain(resp: requests.Response, action: str, slug: str) -> str:
-    """One line for a refused request, saying what to do."""
-    status, said = resp.status_code, _message(resp)
-    detail = f" ({status}{': ' + said if said else ''})"
-    if status == 401:
-        return (
-            f"Codecov rejected CODECOV_TOKEN while trying to {action}{detail}: "
-            "set a valid upload token"
-        )
-    if status == 403:
-        return f"Codecov refused to {action}{detail}: the token is not allowed to upload to {slug}"
-    if status == 404:
-        return (
-            f"Codecov does not know {slug} while trying to {action}{detail}: check "
-            "[tool.pipeline.coverage.codecov] slug and service"
-        )
-    return (
-        f"Codecov answered {status} {said or resp.reason or ''} while trying to {action}".rstrip()
+def find_cli(python: str = sys.executable) -> str:
+    """The `codecovcli` of this Python environment (the stage's virtualenv), else the
+    one on PATH; UploadError saying how to get it when there is none."""
+    beside = Path(python).parent / CLI
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which(CLI)
+    if found:
+        return found
+    raise UploadError(
+        "Codecov's uploader (codecovcli) is not installed here: run the stage as "
+        "`nox -s coverage` (its virtualenv installs the pinned codecov-cli)"
     )
 
 
-class Codecov:
-    """One upload session: the token lives only in this object's request headers."""
-
-    def __init__(
-        self,
-        cfg: CodecovConfig,
-        token: str,
-        *,
-        say: Callable[[str], None] = print,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        session: requests.Session | None = None,
-    ) -> None:
-        self.cfg = cfg
-        self.backoff = Backoff(
-            attempts=cfg.attempts, first=cfg.backoff, ceiling=30.0, budget=10 * cfg.timeout
+def command(cli: str, cfg: CodecovConfig, report: Path, meta: UploadMeta, root: Path) -> list[str]:
+    """The CLI's argument list. No token: it is passed in the environment only."""
+    if not _SLUG.match(meta.slug):
+        raise UploadError(
+            f"Codecov needs the repository as owner/name, got {meta.slug!r}: set "
+            "[tool.pipeline.coverage.codecov] slug or GITHUB_REPOSITORY"
         )
-        self.say = say
-        self.sleep = sleep
-        self.clock = clock
-        self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = CLIENT
-        self._auth = {"Authorization": f"token {token}"}
+    argv = [cli, "--disable-telem", "--url", cfg.url, "upload-coverage"]
+    argv += ["--file", str(report), "--disable-search", "--plugin", "noop"]
+    argv += ["--sha", meta.commit, "--slug", meta.slug, "--git-service", cfg.service]
+    argv += ["--network-root-folder", str(root), "--fail-on-error"]
+    optional = (
+        ("--branch", meta.branch),
+        ("--pr", meta.pull_request),
+        ("--build", meta.build),
+        ("--build-url", meta.build_url),
+        ("--job-code", meta.job),
+        ("--name", meta.name),
+    )
+    argv += [part for flag, value in optional if value for part in (flag, value)]
+    for flag in meta.flags:
+        argv += ["--flag", flag]
+    return argv
 
-    def close(self) -> None:
-        """Release the connection pool."""
-        self.session.close()
 
-    def _send(self, action: str, method: str, url: str, **kwargs: Any) -> requests.Response:
-        def attempt() -> requests.Response:
-            return self.session.request(method, url, timeout=self.cfg.timeout, **kwargs)
+def explain(output: str, code: int, slug: str, url: str) -> str:
+    """One line for a failed upload, from what the CLI said, saying what to do."""
+    errors = [m.group(1).strip() for line in output.splitlines() if (m := _ERROR.match(line))]
+    said = errors[-1] if errors else ""
+    if not said:  # a click usage error or an exception: its last line is the message
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        said = lines[-1] if lines else f"exit code {code}"
+    said = said[:300]
+    lowered = said.lower()
+    if "too many retries" in lowered or "connection" in lowered:
+        return (
+            f"Codecov at {url} did not take the upload, even after the CLI's retries "
+            f"(codecovcli: {said}); check the network, the url and Codecov's status"
+        )
+    if "token" in lowered or "credentials" in lowered:
+        return f"Codecov rejected CODECOV_TOKEN (codecovcli: {said}): set a valid upload token"
+    if "not found" in lowered and "repositor" in lowered:
+        return (
+            f"Codecov does not know {slug} (codecovcli: {said}): check "
+            "[tool.pipeline.coverage.codecov] slug and service"
+        )
+    return f"Codecov upload failed (codecovcli exit {code}: {said})"
 
-        def note(why: str, wait: float, number: int) -> None:
-            self.say(f"codecov: {action}: {why}; try {number} in {wait:.1f}s")
 
-        try:
-            return retrying(
-                attempt,
-                classify,
-                self.backoff,
-                retry_on=(requests.ConnectionError, requests.Timeout),
-                sleep=self.sleep,
-                clock=self.clock,
-                on_retry=note,
-            )
-        except (requests.ConnectionError, requests.Timeout) as err:
-            raise UploadError(
-                f"cannot reach Codecov at {self.cfg.url} to {action} after "
-                f"{self.cfg.attempts} tries: {type(err).__name__}"
-            ) from None
-
-    def upload(self, report: bytes, filename: str, meta: UploadMeta) -> str:
-        """Upload `report` (Cobertura XML bytes); returns where Codecov will show it.
-        UploadError (one line) when Codecov refuses it or stays unreachable."""
-        slug = encode_slug(meta.slug)
-        body = payload(report, filename)
-        request = {
-            "branch": meta.branch or None,
-            "code": "default",
-            "commitid": meta.commit,
-            "parent_commit_id": None,
-            "pullid": meta.pull_request or None,
-            "ci_service": meta.ci_service or None,
-            "ci_url": meta.build_url or None,
-            "cli_args": None,
-            "env": meta.env,
-            "flags": list(meta.flags),
-            "job_code": meta.build or None,
-            "name": meta.name or None,
-            "version": CLIENT,
-            "file_not_found": False,
-            "report_payload_bytes": len(body),
-        }
-        url = f"{self.cfg.url}/upload/{self.cfg.service}/{slug}/upload-coverage"
-        action = f"register the upload for {meta.commit[:12]}"
-        resp = self._send(action, "POST", url, json=request, headers=self._auth)
-        if resp.status_code >= 400:
-            raise UploadError(explain(resp, action, meta.slug))
-        try:
-            answer = resp.json()
-            location = str(answer["raw_upload_location"])
-        except (ValueError, KeyError, TypeError):
-            raise UploadError(
-                "Codecov's answer to the upload request has no raw_upload_location "
-                f"({resp.status_code})"
-            ) from None
-        store = "send the report to Codecov's storage"
-        stored = self._send(store, "PUT", location, data=body)
-        if stored.status_code >= 400:
-            raise UploadError(explain(stored, store, meta.slug))
-        return str(answer.get("url") or "")
+def upload(
+    runner: Runner,
+    cfg: CodecovConfig,
+    token: str,
+    report: Path,
+    meta: UploadMeta,
+    root: Path,
+    *,
+    cli: str | None = None,
+) -> str:
+    """Upload `report` through the official CLI (`cli`: found by `find_cli`); returns
+    where Codecov will show it. UploadError (one line) when the CLI is missing, Codecov
+    refuses, or it stays unreachable."""
+    argv = command(cli or find_cli(), cfg, report, meta, root)
+    res = runner.run(
+        argv,
+        cwd=root,
+        env={"CODECOV_TOKEN": token},
+        capture=True,
+        merge_stderr=True,
+        timeout=cfg.timeout,
+    )
+    if res.timed_out:
+        raise UploadError(
+            f"Codecov upload did not finish within {cfg.timeout:g}s (codecovcli stopped): "
+            "check the network, or raise [tool.pipeline.coverage.codecov] timeout"
+        )
+    if not res.ok:
+        raise UploadError(runner.redact(explain(res.stdout, res.returncode, meta.slug, cfg.url)))
+    found = _WHERE.search(res.stdout)
+    return found.group(1) if found else ""

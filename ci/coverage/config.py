@@ -21,9 +21,7 @@ class CodecovConfig:
     flags: tuple[str, ...]
     name: str
     required: bool
-    attempts: int
-    backoff: float
-    timeout: float
+    timeout: float  # seconds the whole upload (the CLI, its own retries included) may take
 
 
 @dataclass(frozen=True)
@@ -89,8 +87,6 @@ def load(settings: Settings) -> CoverageConfig:
             flags=tuple(sub.strings("flags")),
             name=sub.text("name").strip(),
             required=sub.flag("required"),
-            attempts=sub.whole("attempts", minimum=1),
-            backoff=sub.number("backoff", minimum=0),
             timeout=sub.number("timeout", minimum=1),
         ),
     )

@@ -109,14 +109,15 @@ def _baseline(
 def codecov_check(
     ctx: StageContext,
     cfg: CoverageConfig,
-    report: bytes,
+    report: Path,
     info: RunInfo,
     git: Git,
     clock: Clock,
 ) -> None:
-    """Upload to Codecov when CODECOV_TOKEN is set; else skipped with a note. A failed
-    upload fails the stage only when `codecov.required`."""
-    from ci.coverage.codecov import Codecov, UploadError, metadata  # requests: only here
+    """Upload `report` (the masked Cobertura copy) to Codecov through the official CLI
+    when CODECOV_TOKEN is set; else skipped with a note. A failed upload fails the stage
+    only when `codecov.required`."""
+    from ci.coverage.codecov import UploadError, metadata, upload
 
     token = ctx.settings.env.get("CODECOV_TOKEN", "").strip()
     with clock.check("codecov") as chk:
@@ -128,9 +129,8 @@ def codecov_check(
         meta = metadata(
             cfg.codecov, ctx.settings.env, _upload_commit(git, info, ctx.settings.env), info.branch
         )
-        client = Codecov(cfg.codecov, token, say=ctx.runner.say)
         try:
-            where = client.upload(report, tarpaulin.COBERTURA, meta)
+            where = upload(ctx.runner, cfg.codecov, token, report, meta, ctx.workspace)
         except UploadError as err:
             if cfg.codecov.required:
                 chk.status = Status.FAILED
@@ -142,8 +142,6 @@ def codecov_check(
                     Finding("codecov", str(err), rule="codecov-upload", severity="warning")
                 )
             return
-        finally:
-            client.close()
         chk.summary = f"uploaded for {meta.commit[:12]}" + (f": {where}" if where else "")
 
 

@@ -137,7 +137,6 @@ def run(ctx: StageContext) -> StageResult:
             return clock.result(ctx.name, artifacts)
         report = cobertura.read(measured.report, root=ctx.workspace)
         keep(ctx, measured.report, artifacts)
-        report_bytes = measured.report.read_bytes()
     finally:
         with shield():
             stack.close()
@@ -147,7 +146,7 @@ def run(ctx: StageContext) -> StageResult:
             Finding("tests", "the figures are incomplete: tests failed under coverage")
         )
     outcome = gates(ctx, cfg, report, git, head, base, base_sha, clock)
-    codecov_check(ctx, cfg, report_bytes, info, git, clock)
+    codecov_check(ctx, cfg, Path(artifacts["cobertura"]), info, git, clock)
     history_check(ctx, report, info, clock, recordable=measured.ran and measured.tests_passed)
     write_reports(ctx, cfg, outcome, artifacts)
     result = clock.result(ctx.name, artifacts)

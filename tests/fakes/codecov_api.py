@@ -1,18 +1,24 @@
-"""A local HTTP server speaking the part of Codecov's upload API the pipeline uses (the
-contract of `codecovcli upload-coverage`), plus the storage the upload is PUT to.
+"""A local HTTP server speaking the part of Codecov's upload API that Codecov's official
+uploader calls (`codecovcli upload-coverage`, codecov-cli 11.3.1, read from its source:
+codecov_cli/services/upload/upload_sender.py), plus the storage the upload is PUT to.
+The pipeline uploads through that CLI, pointed here with its `--url`.
 
 Same shape as github_api.py: in-memory state (`uploads`), a request log (`log`), an auth
 check (`Authorization: token <T>`) and programmable failures (`fail`: "503 twice, then
 the real answer"). Requests and responses are github_api's dataclasses.
 
 Implemented:
-- `POST /upload/{service}/{slug}/upload-coverage`: `slug` encoded as Codecov's CLI does
-  (`owner::::repo`, subgroups joined by `:::`); the JSON body must name `commitid`;
-  answers 201 with `raw_upload_location` (a pre-signed URL on this server's `/storage/`,
-  which takes no token, like S3) and `url` (where Codecov would show the commit).
-  401 for a missing or wrong token, 404 for an unknown repository, 400 for a bad body.
+- `POST /upload/{service}/{slug}/upload-coverage`: `slug` encoded as the CLI does
+  (`owner::::repo`, subgroups joined by `:::`); a JSON body that must name `commitid`
+  (the commit the report belongs to) and the report `code`; answers 201 with
+  `raw_upload_location` (a pre-signed URL on this server's `/storage/`, which takes no
+  token, like S3) and `url` (where Codecov would show the commit). Refused as Codecov
+  refuses: 401 for a missing or wrong token, 404 for an unknown git service or
+  repository, 400 for a body that is not a JSON object or lacks the commit.
 - `PUT /storage/{id}?X-Amz-Signature=...`: the report payload; its `coverage_files` are
-  decoded (base64 + zlib) into `Upload.files`. 404 for an unknown or reused location.
+  decoded (base64 + zlib) into `Upload.files`. 404 for an unknown or reused location,
+  400 for a payload that is not the CLI's (no `coverage_files` list, other encodings).
+Anything else is 404: a client calling more than this contract fails loudly here.
 
 In-process: `with FakeCodecov(token) as api: ...api.url...`; standalone for a manual
 trial: `python3 tests/fakes/codecov_api.py --repo owner/name` (token from $CODECOV_TOKEN).
@@ -125,8 +131,11 @@ class FakeCodecov(LocalServer):
             body = req.json()
         except ValueError:
             return Response(400, {"detail": "JSON parse error"})
-        if not isinstance(body, dict) or not body.get("commitid"):
-            return Response(400, {"commitid": ["This field is required."]})
+        if not isinstance(body, dict):
+            return Response(400, {"detail": "Expected a JSON object."})
+        missing = [key for key in ("commitid", "code") if not body.get(key)]
+        if missing:
+            return Response(400, {key: ["This field is required."] for key in missing})
         upload = Upload(next(self._ids), service, slug, body)
         self.uploads.append(upload)
         return Response(
@@ -143,6 +152,8 @@ class FakeCodecov(LocalServer):
             return Response(404, {"detail": "NoSuchKey"})
         try:
             payload = json.loads(req.body)
+            assert isinstance(payload["coverage_files"], list)
+            assert isinstance(payload["network_files"], list)
             for item in payload["coverage_files"]:
                 assert item["format"] == "base64+compressed"
                 upload.files[item["filename"]] = zlib.decompress(base64.b64decode(item["data"]))

@@ -107,7 +107,8 @@ def test_should_panic_tests_are_not_mistaken_for_dead_ones() -> None:
             {"CIPIPE_COVERAGE__TARGET_SUBDIR": "../escape"},
             "coverage.target_subdir: expected a folder name",
         ),
-        ({"CIPIPE_COVERAGE__CODECOV__ATTEMPTS": "0"}, "coverage.codecov.attempts"),
+        ({"CIPIPE_COVERAGE__CODECOV__TIMEOUT": "0"}, "coverage.codecov.timeout"),
+        ({"CIPIPE_COVERAGE__CODECOV__ATTEMPTS": "4"}, "unknown key 'coverage.codecov.attempts'"),
         ({"CIPIPE_COVERAGE__MIN_TOTL": "80"}, "unknown key 'coverage.min_totl'"),
     ],
 )
