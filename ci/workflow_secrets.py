@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ci.workflows import Workflow
+from ci.workflow_file import Workflow
 
 # Secrets that let their holder write to the shared history store.
 WRITE_SECRETS = ("PIPELINE_HISTORY_URL",)

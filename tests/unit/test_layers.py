@@ -56,6 +56,8 @@ PLACES: tuple[tuple[str, int], ...] = (
     ("ci.prebuild", FLOW),
     ("ci.selfcheck", FLOW),
     ("ci.workflows", FLOW),  # the check-mode twin of .github/workflows (the CI flow)
+    ("ci.workflow_secrets", FLOW),  # ... its pull-request secrets check
+    ("ci.workflow_file", FLOW),  # ... and a workflow file, parsed, which both read
     ("ci.release.flow", FLOW),
     ("deploy.staging", FLOW),
     ("deploy.rollout.flow", FLOW),
