@@ -50,6 +50,11 @@ class StageSpec:
     # module may define `cache_inputs(settings) -> dict | None` for inputs beyond the
     # workspace's files.
     cache: bool = False
+    # The `[tool.pipeline]` tables its verdict depends on (beyond the top-level keys and
+    # its own hard limit): only these enter its cache key, so changing a security setting
+    # never re-runs the tests. None: every table (the safe default for a new stage).
+    # tests/unit/test_cache_settings.py checks the declaration against the code.
+    reads: tuple[str, ...] | None = None
     # The stages that must pass before it *starts* (None: all its needs). It may start
     # before its other needs end: its verdict still waits for them, and when one does not
     # pass it is stopped (or its finished run set aside) and reported blocked, exactly as
@@ -64,6 +69,7 @@ STAGES: tuple[StageSpec, ...] = (
         "Formatting (cargo fmt --check) and lints (cargo clippy -D warnings).",
         "ci.stages.lint:run",
         cache=True,
+        reads=(),
     ),
     StageSpec(
         "security",
@@ -71,6 +77,7 @@ STAGES: tuple[StageSpec, ...] = (
         "ci.stages.security:run",
         python=("detect-secrets==1.5.0", "xxhash==4.1.0", "tomli-w==1.2.0"),
         cache=True,
+        reads=("security",),
     ),
     StageSpec(
         "unit",
@@ -79,6 +86,7 @@ STAGES: tuple[StageSpec, ...] = (
         needs=("lint",),
         starts_after=(),  # builds and tests beside lint; a red lint still blocks it
         cache=True,
+        reads=("unit",),
     ),
     StageSpec(
         "integration",
@@ -88,6 +96,7 @@ STAGES: tuple[StageSpec, ...] = (
         starts_after=(),  # services and tests beside lint and unit; both still gate it
         python=("docker==7.2.0",),
         cache=True,
+        reads=("integration", "services"),
     ),
     StageSpec(
         "bench",
@@ -96,6 +105,7 @@ STAGES: tuple[StageSpec, ...] = (
         needs=("integration",),
         exclusive=True,
         cache=True,  # replayed only on the same machine, code, settings and base commit
+        reads=("bench", "history"),
     ),
     StageSpec(
         "coverage",
@@ -107,6 +117,7 @@ STAGES: tuple[StageSpec, ...] = (
         python=("docker==7.2.0", "codecov-cli==11.3.1"),
         outputs=("verdict", "total"),
         cache=True,
+        reads=("coverage", "unit", "integration", "services", "history"),
     ),
     StageSpec(
         "load",

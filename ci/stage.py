@@ -156,13 +156,19 @@ def execute(
                 except ReplayFailed as err:
                     runner.say(f"cache: {err}; running the stage")
             if result is None:
-                if cache is not None and inputs is not None:
-                    remember = inputs if not posargs else None  # a subset run is never cached
+                if cache is not None and inputs is None and name in cache.reasons:
+                    runner.say(f"cache: not cacheable: {cache.why_not(name)}")
+                elif cache is not None and inputs is not None and posargs:
+                    runner.say("cache: not used: a run with extra arguments is never cached")
+                elif cache is not None and inputs is not None:
+                    remember = inputs
                     runner.say(f"cache: running ({cache.why_missed(name, inputs)})")
                 ctx = StageContext(
                     name=name, settings=settings, runner=runner, posargs=list(posargs), spec=spec
                 )
                 result = resolve(spec.target)(ctx)
+                if cache is not None and remember is not None and result.status.ok:
+                    remember = _recheck(cache, spec, remember, runner)
             interrupts.deadline(0)
             result.artifacts.setdefault("log", str(log_path))
             result.blocking = spec.blocking
@@ -184,6 +190,23 @@ def execute(
         with contextlib.suppress(OSError):
             cache.remember(name, remember, out_dir, run_id(env), commit_of(settings))
     return outcome.code, redactor(verdict(result))
+
+
+def _recheck(cache: StageCache, spec: StageSpec, before: Inputs, runner: Runner) -> Inputs | None:
+    """The inputs read again now the stage has run: a result is stored only under the
+    inputs it was produced from (a file edited mid-run would otherwise file this pass
+    under a tree it never saw)."""
+    try:
+        changed = cache.unchanged_since(spec, before)
+    except (OSError, ValueError) as err:  # the inputs cannot be read again: store nothing
+        changed = [f"unreadable ({getattr(err, 'strerror', None) or err})"]
+    if not changed:
+        return before
+    runner.say(
+        "cache: result not stored: its inputs changed while it ran "
+        f"(changed: {', '.join(changed)}); the next run runs it again"
+    )
+    return None
 
 
 def _announce(

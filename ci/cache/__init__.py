@@ -18,7 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ci.cache.inputs import Files, Inputs, Toolchain, stage_inputs, workspace_files
+from ci.cache.inputs import (
+    Files,
+    Inputs,
+    Toolchain,
+    shared_parts,
+    stage_inputs,
+    workspace_files,
+)
 from ci.cache.store import CacheStore, Entry
 from ci.redact import Redactor, mask_xml
 from ci.registry import StageSpec
@@ -42,6 +49,9 @@ class StageCache:
     store: CacheStore
     _files: Files | None = field(default=None, repr=False)
     _toolchain: Toolchain | None = field(default=None, repr=False)
+    _shared: dict[str, str] | None = field(default=None, repr=False)
+    # Why a stage is not cacheable right now (stage -> reason), for the log.
+    reasons: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -57,21 +67,36 @@ class StageCache:
 
     @property
     def files(self) -> Files:
+        """The workspace's files (read once)."""
         if self._files is None:
             exclude = [self.settings.out_dir, self.store.root]
-            self._files = workspace_files(self.settings.workspace, exclude)
+            if self.settings.cargo_target_dir is not None:
+                exclude.append(self.settings.cargo_target_dir)
+            not_inputs = self.settings.section("cache").strings("not_inputs", ())
+            self._files = workspace_files(self.settings.workspace, exclude, not_inputs)
         return self._files
+
+    def fresh(self) -> StageCache:
+        """The same cache with nothing read yet (to read the inputs again after a run)."""
+        return StageCache(self.settings, self.store)
 
     @property
     def toolchain(self) -> Toolchain:
+        """The Rust toolchain (identified once)."""
         if self._toolchain is None:
             self._toolchain = Toolchain(self.settings.env, self.settings.workspace)
         return self._toolchain
 
     def inputs(self, spec: StageSpec) -> Inputs | None:
-        """The stage's inputs, or None when it is not cacheable (not declared so, or its
-        module says its own inputs cannot be known without running it)."""
+        """The stage's inputs, or None when it is not cacheable (not declared so, an input
+        that cannot be named, or its module says its own inputs cannot be known without
+        running it); `reasons[spec.name]` then says why."""
+        self.reasons.pop(spec.name, None)
         if not spec.cache:
+            self.reasons[spec.name] = "the stage is never cached"
+            return None
+        if self.files.reason:
+            self.reasons[spec.name] = self.files.reason
             return None
         extra: dict[str, str] | None = {}
         module = importlib.import_module(spec.target.partition(":")[0])
@@ -79,15 +104,36 @@ class StageCache:
         if hook is not None:
             extra = hook(self.settings)
             if extra is None:
+                self.reasons[spec.name] = "an input of the stage itself cannot be named now"
                 return None
+            why = extra.get("uncacheable")
+            if why:
+                self.reasons[spec.name] = why
+                return None
+        if self._shared is None:
+            self._shared = shared_parts(self.settings, self.files)
         return stage_inputs(
             self.settings,
             spec.name,
             files=self.files,
             toolchain=self.toolchain,
+            shared=self._shared,
             extra=extra,
             env_names=spec.pass_env,
+            sections=spec.reads,
         )
+
+    def why_not(self, stage: str) -> str:
+        """Why `stage` was found not cacheable (after `inputs` returned None)."""
+        return self.reasons.get(stage, "not cacheable")
+
+    def unchanged_since(self, spec: StageSpec, before: Inputs) -> list[str]:
+        """Read the stage's inputs again (after its run): the names of the parts that
+        changed since `before` (empty: the result may be stored)."""
+        after = self.fresh().inputs(spec)
+        if after is None:
+            return ["not cacheable any more"]
+        return after.changed(before.parts)
 
     def lookup(self, stage: str, inputs: Inputs) -> Entry | None:
         """A green result with exactly these inputs, if one was recorded."""

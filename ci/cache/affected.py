@@ -6,7 +6,7 @@ cached. Used by `unit` and `integration` when the stage as a whole could not be 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,8 @@ class PackagePlan:
     replayed: dict[str, list[TestCase]] = field(default_factory=dict)
     replayed_at: dict[str, str] = field(default_factory=dict)
     suites: dict[str, str] = field(default_factory=dict)
+    # what the keys were computed from (to compute them again after the run)
+    source: tuple[StageSpec, dict[str, Any], Path] | None = None
 
     @property
     def replayed_cases(self) -> list[TestCase]:
@@ -54,6 +56,17 @@ class PackagePlan:
         return "; ".join(parts)
 
 
+def _keys(
+    cache: StageCache, spec: StageSpec, meta: Mapping[str, Any], workspace: Path
+) -> dict[str, str] | None:
+    """Every member's key for `spec`'s stage, or None when the stage is not cacheable."""
+    inputs = cache.inputs(spec)
+    if inputs is None:
+        return None
+    common = digest(*(f"{k}\0{v}" for k, v in sorted(inputs.parts.items()) if k != "workspace"))
+    return package_keys(workspace_packages(meta, workspace), cache.files, common, workspace)
+
+
 def plan(
     cache: StageCache | None,
     spec: StageSpec | None,
@@ -64,16 +77,15 @@ def plan(
     """The plan for a test stage, or None (no cache, not cacheable, nothing to split)."""
     if cache is None or spec is None:
         return None
-    inputs = cache.inputs(spec)
-    if inputs is None:
-        return None
     packages = [p for p in workspace_packages(meta, workspace) if p.has(*kinds)]
     if len(packages) < 2:
         return None  # one package: the stage cache already decides
-    common = digest(*(f"{k}\0{v}" for k, v in sorted(inputs.parts.items()) if k != "workspace"))
-    keys = package_keys(workspace_packages(meta, workspace), cache.files, common)
+    keys = _keys(cache, spec, meta, workspace)
+    if keys is None:
+        return None
     result = PackagePlan(spec.name, {p.name: keys[p.name] for p in packages}, [])
     result.suites = suite_packages(packages)
+    result.source = (spec, dict(meta), workspace)
     for pkg in packages:
         entry = cache.store.lookup(f"{spec.name}@{pkg.name}", keys[pkg.name])
         if entry is None or "cases" not in entry.artifacts:
@@ -95,11 +107,14 @@ def remember(
     run_id: str,
     commit: str,
     ran: frozenset[str] = frozenset(),
+    say: Callable[[str], None] | None = None,
 ) -> int:
     """Record every tested package whose tests all passed, when the run as a whole was
     green, and only packages whose test binaries were seen to run (`ran`) or that have
-    cases: a package that never ran must not look like an empty pass. Returns how many
-    were recorded."""
+    cases: a package that never ran must not look like an empty pass. Keys are computed
+    again first: a package whose inputs changed during the run is not recorded (`say`
+    names it). Returns how many were recorded."""
+    changed: list[str] = []
     if not green:
         return 0
     by_pkg: dict[str, list[TestCase]] = {name: [] for name in pkg_plan.to_test}
@@ -109,9 +124,13 @@ def remember(
             return 0  # a case we cannot place: record nothing rather than guess
         if owner in by_pkg:
             by_pkg[owner].append(case)
+    now = _keys(cache.fresh(), *pkg_plan.source) if pkg_plan.source is not None else None
     recorded = 0
     for name, own in by_pkg.items():
         if any(c.status == "failed" for c in own) or (not own and name not in ran):
+            continue
+        if now is None or now.get(name) != pkg_plan.keys[name]:
+            changed.append(name)  # its inputs changed while it ran: never file it
             continue
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "cases.json"
@@ -134,6 +153,12 @@ def remember(
                 commit=commit,
             )
         recorded += 1
+    if changed and say is not None:
+        say(
+            "cache: not stored for "
+            + ", ".join(changed)
+            + ": their inputs changed while the tests ran; the next run tests them again"
+        )
     return recorded
 
 

@@ -1,14 +1,23 @@
 """What a stage's result depends on, as digests: the key of the stage result cache.
 
-A stage is replayed only when every input is the same as when it passed, so the inputs
-are taken wide: every file of the workspace (tracked files by git's own object ids,
-modified and untracked ones by their content), the pipeline's own code, the settings,
-the Rust toolchain, the pinned tool versions, the environment that changes builds and
-tests (RUSTFLAGS, CARGO_*, PROPTEST_*, the service's TS_* switches), and what the
-stage adds itself (the advisory database's commit, the service binaries). Secrets never
-enter a key.
+A cache key is an action key as Bazel computes one: every input by content, the command,
+the environment the tools see, the tools' own identity. A stage is replayed only when
+every input is the same as when it passed, so the inputs are taken wide:
 
-Computed without starting cargo or rustc: git for the file list, stat for the toolchain.
+- every file of the workspace, git-ignored ones and nested repositories included, and
+  what symlinks point at (ci/cache/files.py);
+- folders outside the workspace that Cargo reads: path dependencies and `[patch]` paths;
+- `.cargo/config.toml` of every parent folder and of $CARGO_HOME;
+- the pipeline's own code, the settings the stage reads (its registry entry says which
+  `[tool.pipeline]` tables) and its hard limit;
+- the Rust toolchain as rustup would choose it (ci/cache/toolchain.py), the pinned tool
+  versions and the installed tool binaries;
+- the environment that changes builds and tests (RUSTFLAGS, CARGO_*, PROPTEST_*, TS_*,
+  `[cache] env`), and which secrets the stage may see (presence, never values);
+- what the stage adds itself (`cache_inputs`: the advisory database, the services...).
+
+An input that cannot be named makes the stage not cacheable, with the reason.
+Computed without starting cargo or rustc.
 """
 
 from __future__ import annotations
@@ -16,31 +25,34 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci.cache.files import Files, GitRun, run_git, tree_digest, workspace_files
+from ci.cache.toolchain import Toolchain
+from ci.errors import ConfigError
 from ci.redact import secret_name
 from ci.settings import Settings
 
-# Settings that change how a run is shown or where it writes, never its verdict.
+__all__ = ["Files", "Inputs", "Toolchain", "digest", "stage_inputs", "workspace_files"]
+
+# Top-level settings that change how a run is shown or where it writes, never its
+# verdict (a stage's own hard limit is keyed as the number it resolves to).
 _VOLATILE_SETTINGS = {
     "output_dir",
     "cargo_target_dir",
     "parallelism",
-    "budgets",
-    "timeouts",
+    "timeout_factor",
     "cancel_grace",
-    "history",
-    "report",
-    "metrics",
-    "progress",
-    "cache",
     "install_tools",
+    "progress",
+    "record_runs",
 }
+# Tables no stage verdict depends on (where to write, how to show, the cache itself).
+_VOLATILE_SECTIONS = {"budgets", "timeouts", "cache", "report", "metrics"}
 _ENV_PREFIXES = ("RUST", "CARGO_", "PROPTEST_", "TS_")
 _ENV_IGNORED = {
     "CARGO_HOME",
@@ -51,6 +63,7 @@ _ENV_IGNORED = {
     "CARGO_BUILD_JOBS",
     "RUSTUP_HOME",
 }
+_DEP_TABLES = ("dependencies", "dev-dependencies", "build-dependencies")
 
 
 def digest(*parts: str | bytes) -> str:
@@ -63,180 +76,154 @@ def digest(*parts: str | bytes) -> str:
     return h.hexdigest()
 
 
-@dataclass(frozen=True)
-class Files:
-    """The workspace's files: path (relative to the workspace) -> content id."""
-
-    ids: dict[str, str]
-
-    def under(self, prefix: str) -> dict[str, str]:
-        """The files below a folder (`""`: all)."""
-        if not prefix:
-            return dict(self.ids)
-        lead = prefix.rstrip("/") + "/"
-        return {p: i for p, i in self.ids.items() if p.startswith(lead)}
-
-
-def _git(ws: Path, *args: str) -> bytes | None:
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(ws), *args], capture_output=True, check=False, timeout=60
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout if proc.returncode == 0 else None
-
-
-def _content_id(path: Path) -> str:
-    try:
-        if path.is_symlink():
-            return "link:" + os.readlink(path)
-        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return "missing"
-
-
-def workspace_files(ws: Path, exclude: Iterable[Path] = ()) -> Files:
-    """Every file of the workspace with its content id. In a git work tree: git's blob id
-    for files unchanged since the index, the sha256 of the content for modified and
-    untracked (not ignored) files, "deleted" for tracked files gone from the disk.
-    Outside git: the sha256 of every file (target/ and .git/ skipped)."""
-    excluded = [e.resolve() for e in exclude]
-    listed = _git(ws, "ls-files", "-s", "-z")
-    if listed is None:
-        return Files(_walk(ws, excluded))
-    ids: dict[str, str] = {}
-    for entry in listed.decode("utf-8", "replace").split("\0"):
-        if "\t" in entry:
-            meta, path = entry.split("\t", 1)
-            ids[path] = "git:" + meta.split()[1]
-    status = _git(ws, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".")
-    if status:
-        prefix = (_git(ws, "rev-parse", "--show-prefix") or b"").decode().strip()
-        for entry in status.decode("utf-8", "replace").split("\0"):
-            if len(entry) < 4 or entry[2] != " ":
-                continue
-            path = entry[3:]
-            if prefix and path.startswith(prefix):
-                path = path[len(prefix) :]
-            full = ws / path
-            ids[path] = _content_id(full) if full.exists() or full.is_symlink() else "deleted"
-    for path in list(ids):
-        full = (ws / path).resolve()
-        if any(full == e or e in full.parents for e in excluded):
-            del ids[path]
-    return Files(ids)
-
-
-def _walk(ws: Path, excluded: list[Path]) -> dict[str, str]:
-    ids: dict[str, str] = {}
-    for folder, dirs, files in os.walk(ws):
-        here = Path(folder)
-        dirs[:] = sorted(
-            d for d in dirs if d not in ("target", ".git") and (here / d).resolve() not in excluded
-        )
-        for name in sorted(files):
-            path = here / name
-            ids[path.relative_to(ws).as_posix()] = _content_id(path)
-    return ids
-
-
 def files_digest(ids: Mapping[str, str]) -> str:
     """One digest of a {path: content id} listing."""
     return digest(*(f"{p}\0{i}" for p, i in sorted(ids.items())))
 
 
-def settings_digest(settings: Settings) -> str:
-    """The configuration that can change a verdict (not where results go, nor budgets)."""
-    data = {k: v for k, v in settings.data.items() if k not in _VOLATILE_SETTINGS}
-    return digest(json.dumps(data, sort_keys=True, default=str), str(settings.workspace))
+def settings_digest(
+    settings: Settings, sections: Iterable[str] | None = None, stage: str = ""
+) -> str:
+    """The configuration that can change the verdict of `stage`: the top-level keys that
+    are not volatile, the tables it reads (`sections`; None: every table that is not
+    volatile) and its hard limit."""
+    data = settings.data
+    chosen = {
+        k: v
+        for k, v in data.items()
+        if not isinstance(v, Mapping) and k not in _VOLATILE_SETTINGS and k != "workspace"
+    }
+    names = (
+        [k for k, v in data.items() if isinstance(v, Mapping) and k not in _VOLATILE_SECTIONS]
+        if sections is None
+        else list(sections)
+    )
+    for name in names:
+        chosen[f"[{name}]"] = data.get(name)
+    try:
+        limit = str(settings.timeout(stage)) if stage else ""
+    except (ConfigError, KeyError):
+        limit = "none"  # a stage without a budget (tests' stages): no hard limit to key
+    return digest(
+        json.dumps(chosen, sort_keys=True, default=str), str(settings.workspace), str(limit)
+    )
 
 
-def env_digest(env: Mapping[str, str], names: Iterable[str] = ()) -> str:
-    """The environment that changes builds and tests; secrets never enter a key."""
+def env_digest(
+    env: Mapping[str, str], names: Iterable[str] = (), secrets: Iterable[str] = ()
+) -> str:
+    """The environment that changes builds and tests: the prefixes above and `names`;
+    secrets never enter a key, only whether each of `secrets` is set."""
+    wanted_names = set(names)
     wanted = {
         k: v
         for k, v in env.items()
-        if (k.startswith(_ENV_PREFIXES) and k not in _ENV_IGNORED and not secret_name(k))
-        or k in set(names)
+        if (k.startswith(_ENV_PREFIXES) or k in wanted_names)
+        and k not in _ENV_IGNORED
+        and not secret_name(k)
     }
-    return digest(json.dumps(wanted, sort_keys=True))
+    present = sorted(k for k in set(secrets) if env.get(k))
+    return digest(json.dumps(wanted, sort_keys=True), *present)
+
+
+_PIPELINE: dict[Path, str] = {}
 
 
 def pipeline_digest(root: Path) -> str:
-    """The pipeline's own code and schema: a different pipeline may judge differently."""
-    base = root / "ci"
-    files = sorted(p for p in base.rglob("*") if p.suffix in (".py", ".toml") and p.is_file())
-    return digest(*(f"{p.relative_to(root)}\0{_content_id(p)}" for p in files))
+    """The pipeline's own code and schema: a different pipeline may judge differently
+    (read once per process)."""
+    if root not in _PIPELINE:
+        base = root / "ci"
+        files = sorted(p for p in base.rglob("*") if p.suffix in (".py", ".toml") and p.is_file())
+        _PIPELINE[root] = digest(*(f"{p.relative_to(root)}\0{p.read_bytes().hex()}" for p in files))
+    return _PIPELINE[root]
 
 
-@dataclass
-class Toolchain:
-    """The Rust toolchain, identified without starting rustc when rustup manages it."""
+def cargo_home(env: Mapping[str, str]) -> Path:
+    """$CARGO_HOME, or ~/.cargo."""
+    home = Path(env.get("HOME", "~")).expanduser()
+    return Path(env.get("CARGO_HOME") or home / ".cargo")
 
-    env: Mapping[str, str]
-    workspace: Path
-    _cached: str | None = field(default=None, repr=False)
 
-    def digest(self) -> str:
-        if self._cached is None:
-            self._cached = self._rustup() or self._probe()
-        return self._cached
-
-    def _rustup_home(self) -> Path:
-        home = Path(self.env.get("HOME", "~")).expanduser()
-        return Path(self.env.get("RUSTUP_HOME") or home / ".rustup")
-
-    def _name(self) -> str | None:
-        if self.env.get("RUSTUP_TOOLCHAIN"):
-            return self.env["RUSTUP_TOOLCHAIN"]
-        for folder in [self.workspace, *self.workspace.parents]:
-            for fname in ("rust-toolchain.toml", "rust-toolchain"):
-                path = folder / fname
-                if path.is_file():
-                    text = path.read_text(errors="replace")
-                    try:
-                        return str(tomllib.loads(text)["toolchain"]["channel"])
-                    except (tomllib.TOMLDecodeError, KeyError, TypeError):
-                        return text.strip() or None
-        try:
-            conf = tomllib.loads((self._rustup_home() / "settings.toml").read_text())
-        except (OSError, tomllib.TOMLDecodeError):
-            return None
-        for folder, name in (conf.get("overrides") or {}).items():
-            if self.workspace == Path(folder) or Path(folder) in self.workspace.parents:
-                return str(name)
-        default = conf.get("default_toolchain")
-        return str(default) if default else None
-
-    def _rustup(self) -> str | None:
-        name = self._name()
-        toolchains = self._rustup_home() / "toolchains"
-        if not name or not toolchains.is_dir():
-            return None
-        matches = [toolchains / name, *sorted(toolchains.glob(f"{name}-*"))]
-        for folder in matches:
-            rustc, cargo = folder / "bin" / "rustc", folder / "bin" / "cargo"
-            if rustc.is_file() and cargo.is_file():
-                a, b = rustc.stat(), cargo.stat()
-                return digest(
-                    folder.name,
-                    str(a.st_size),
-                    str(a.st_mtime_ns),
-                    str(b.st_size),
-                    str(b.st_mtime_ns),
-                )
-        return None
-
-    def _probe(self) -> str:
-        out = []
-        for cmd in (["rustc", "-vV"], ["cargo", "-V"]):
+def cargo_config_digest(ws: Path, env: Mapping[str, str]) -> str:
+    """Cargo's configuration outside the workspace: `.cargo/config(.toml)` of every parent
+    folder and of $CARGO_HOME (rustflags, [env] for tests, target settings). The
+    workspace's own is one of its files."""
+    folders = [*ws.resolve().parents, cargo_home(env)]
+    parts = []
+    for folder in folders:
+        for rel in (".cargo/config.toml", ".cargo/config", "config.toml", "config"):
+            if rel.startswith("config") and folder != folders[-1]:
+                continue
+            path = folder / rel
             try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-                out.append(proc.stdout)
-            except (OSError, subprocess.TimeoutExpired):
-                out.append("missing")
-        return digest(*out)
+                parts.append(f"{path}\0{path.read_text(errors='replace')}")
+            except OSError:
+                continue
+    return digest(*parts)
+
+
+def _path_deps(manifest: dict[str, Any]) -> list[str]:
+    """Every `path = ...` of a manifest's dependency, [workspace.dependencies], [patch]
+    and [replace] tables (target-specific ones too)."""
+    tables: list[Any] = [manifest.get(t) for t in _DEP_TABLES]
+    for spec in (manifest.get("target") or {}).values():
+        if isinstance(spec, dict):
+            tables += [spec.get(t) for t in _DEP_TABLES]
+    tables.append((manifest.get("workspace") or {}).get("dependencies"))
+    tables += list((manifest.get("patch") or {}).values())
+    tables.append(manifest.get("replace"))
+    found = []
+    for table in tables:
+        if not isinstance(table, dict):
+            continue
+        for dep in table.values():
+            if isinstance(dep, dict) and isinstance(dep.get("path"), str):
+                found.append(dep["path"])
+    return found
+
+
+def outside_digest(
+    ws: Path, files: Files, not_inputs: Iterable[str] = (), git: GitRun = run_git
+) -> str:
+    """The folders outside the workspace its manifests point at (path dependencies,
+    [patch] and [replace] paths), followed transitively, each by its files' content."""
+    root = ws.resolve()
+    todo = [root / p for p in files.ids if p == "Cargo.toml" or p.endswith("/Cargo.toml")]
+    seen: set[Path] = set()
+    outside: dict[str, str] = {}
+    while todo:
+        manifest = todo.pop()
+        try:
+            data = tomllib.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            continue
+        for rel in _path_deps(data):
+            folder = (manifest.parent / rel).resolve()
+            if folder == root or root in folder.parents or folder in seen:
+                continue
+            seen.add(folder)
+            outside[str(folder)] = tree_digest(folder, not_inputs, git)
+            todo.append(folder / "Cargo.toml")
+    return files_digest(outside)
+
+
+def tools_digest(env: Mapping[str, str]) -> str:
+    """The pinned cargo tools and the binaries installed for them (an upgrade outside the
+    pipeline is a new tool)."""
+    from ci.runner import which
+    from ci.tools import TOOLS
+
+    parts = []
+    for tool in sorted(TOOLS.values(), key=lambda t: t.name):
+        exe = which(tool.name, [cargo_home(env) / "bin"])
+        try:
+            st = os.stat(exe) if exe else None
+        except OSError:
+            st = None
+        where = f"{exe}:{st.st_size}:{st.st_mtime_ns}" if st else "absent"
+        parts.append(f"{tool.spec}\0{where}")
+    return digest(*parts)
 
 
 @dataclass(frozen=True)
@@ -248,6 +235,7 @@ class Inputs:
 
     @property
     def key(self) -> str:
+        """The cache key: one digest of every part."""
         return digest(*(f"{k}\0{v}" for k, v in sorted(self.parts.items())))[:32]
 
     def changed(self, before: Mapping[str, str]) -> list[str]:
@@ -263,21 +251,36 @@ def stage_inputs(
     *,
     files: Files,
     toolchain: Toolchain,
+    shared: Mapping[str, str] | None = None,
     extra: Mapping[str, str] | None = None,
     env_names: Iterable[str] = (),
+    sections: Iterable[str] | None = None,
 ) -> Inputs:
-    """The inputs of one stage."""
-    from ci.tools import TOOLS
-
+    """The inputs of one stage. `shared`: parts computed once per run for every stage
+    (cargo configuration, outside folders, tools); computed here when not given."""
+    if shared is None:
+        shared = shared_parts(settings, files)
+    cache = settings.section("cache")
+    secrets = [*env_names, *settings.top.strings("pass_env")]
     parts: dict[str, Any] = {
         "stage": stage,
         "workspace": files_digest(files.ids),
         "pipeline": pipeline_digest(settings.root),
-        "settings": settings_digest(settings),
+        "settings": settings_digest(settings, sections, stage),
         "toolchain": toolchain.digest(),
-        "tools": digest(*(t.spec for t in sorted(TOOLS.values(), key=lambda t: t.name))),
-        "env": env_digest(settings.env, env_names),
+        "env": env_digest(settings.env, cache.strings("env", ()), secrets),
+        **shared,
     }
     for name, value in (extra or {}).items():
         parts[f"stage:{name}"] = digest(value)
     return Inputs({k: str(v) for k, v in parts.items()})
+
+
+def shared_parts(settings: Settings, files: Files, git: GitRun = run_git) -> dict[str, str]:
+    """The parts every stage shares, beyond the workspace's files and the toolchain."""
+    not_inputs = settings.section("cache").strings("not_inputs", ())
+    return {
+        "cargo_config": cargo_config_digest(settings.workspace, settings.env),
+        "outside": outside_digest(settings.workspace, files, not_inputs, git),
+        "tools": tools_digest(settings.env),
+    }

@@ -33,14 +33,14 @@ def cache_inputs(settings: Settings) -> dict[str, str] | None:
     from another machine are never replayed) and the base's commit (a base ref that moved
     is a new comparison). A base that does not resolve: not cacheable, the stage runs and
     says why."""
-    from ci.cache.inputs import _git
+    from ci.cache.files import run_git
     from ci.history.context import this_machine
 
     machine = this_machine(settings.section("history").text("machine")).id
     ref = settings.section("bench").text("base").strip()
     if not ref:
         return {"machine": machine, "base": ""}
-    out = _git(settings.workspace, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    out = run_git(settings.workspace, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if not out:
         return None
     return {"machine": machine, "base": out.decode().strip()}

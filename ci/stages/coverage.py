@@ -102,7 +102,10 @@ def cache_inputs(settings: Settings) -> dict[str, str] | None:
         baseline = "this commit"
     else:
         baseline = f"{found.commit}:{found.total:.3f}"
-    return {"baseline": f"{base_sha}:{baseline}", **services(settings)}
+    parts = {"baseline": f"{base_sha}:{baseline}", **services(settings)}
+    if cfg.codecov.required:  # a required upload's verdict depends on the token being set
+        parts["codecov_token"] = "set" if settings.env.get("CODECOV_TOKEN") else "unset"
+    return parts
 
 
 def run(ctx: StageContext) -> StageResult:

@@ -79,7 +79,7 @@ def cache_inputs(settings: Settings) -> dict[str, str] | None:
     """What a replayed security result also depends on: the advisory database (its commit
     and its age class: fresh, old, too old) and the cargo-deny policy file. None (run
     the stage) when the database is due to be fetched again (`fetch_interval`) or
-    there is none to identify."""
+    there is none to identify. With `scan_history`, also the git history (every ref)."""
     cfg = db_config(settings)
     sec = settings.section("security")
     git = advisory_db.Git(settings.env)
@@ -107,7 +107,25 @@ def cache_inputs(settings: Settings) -> dict[str, str] | None:
         policy = deny.read_text(encoding="utf-8")
     except OSError:
         return None
-    return {"advisory_db": f"{path}:{head[0]}:{age_class}", "deny_config": policy}
+    found = {"advisory_db": f"{path}:{head[0]}:{age_class}", "deny_config": policy}
+    if sec.flag("scan_history"):
+        history = _history_id(settings)
+        if history is None:
+            return {"uncacheable": "scan_history is on and the git history cannot be read"}
+        found["history"] = history
+    return found
+
+
+def _history_id(settings: Settings) -> str | None:
+    """What the history scan reads, named: every ref and what it points at (a new
+    commit, branch, tag or stash is new history to scan)."""
+    from ci.cache.files import run_git
+
+    refs = run_git(settings.workspace, "for-each-ref", "--format=%(objectname) %(refname)")
+    head = run_git(settings.workspace, "rev-parse", "--verify", "--quiet", "HEAD")
+    if refs is None:
+        return None
+    return (head or b"no HEAD").decode().strip() + "\n" + refs.decode("utf-8", "replace")
 
 
 def options(ctx: StageContext) -> Options:

@@ -68,6 +68,7 @@ def run(ctx: StageContext) -> StageResult:
             run_id(ctx.settings.env),
             commit(ctx),
             ran=tests.ran,
+            say=ctx.runner.say,
         )
     return clock.result(ctx.name, artifacts)
 
