@@ -144,6 +144,9 @@ def commit(ctx: StageContext) -> str:
 
 def commit_of(settings: Settings) -> str:
     """The workspace's HEAD commit ("" outside git)."""
+    ws = settings.workspace
+    if not any((d / ".git").exists() for d in (ws, *ws.parents)):
+        return ""  # not in a repository: no need to ask git
     try:
         proc = subprocess.run(
             ["git", "-C", str(settings.workspace), "rev-parse", "HEAD"],

@@ -74,7 +74,10 @@ def _pkg(ws: Path, name: str, deps: list[str], kinds: list[list[str]]) -> dict[s
         "name": name,
         "manifest_path": str(ws / name / "Cargo.toml"),
         "dependencies": [{"name": d, "path": str(ws / d)} for d in deps],
-        "targets": [{"name": name, "kind": k} for k in kinds],
+        "targets": [
+            {"name": "build-script-build" if k == ["custom-build"] else name, "kind": k}
+            for k in kinds
+        ],
     }
 
 
