@@ -19,7 +19,7 @@ from ci.cache.inputs import settings_digest
 from ci.registry import STAGES
 from ci.settings import Settings, load
 
-from .cache_world import World, make_world, set_path
+from cache_world import World, make_world, set_path
 
 ROOT = Path(__file__).resolve().parents[2]
 Edit = Callable[[World], dict[str, str] | None]

@@ -23,7 +23,7 @@ from ci.result import StageResult, Status, read_result, write_result
 from ci.settings import load
 from ci.stage import execute
 
-from .cache_world import World, make_world, set_path
+from cache_world import World, make_world, set_path
 
 STAGES = textwrap.dedent(
     """
