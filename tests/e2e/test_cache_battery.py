@@ -72,6 +72,7 @@ class Row:
     edit: Edit
     stage: str = "lint"
     base: tuple[tuple[str, str], ...] = ()  # environment of both keys
+    prepare: Edit | None = None  # applied before the first key
 
 
 def append(rel: str, text: str = "// changed\n") -> Edit:
@@ -94,9 +95,15 @@ def advisory_commit(w: World) -> None:
 
 
 def corrupt_index(w: World) -> None:
-    """#2: git fails (here: a damaged index) while a file changes."""
+    """git's listing itself fails (a damaged index) while a file changes."""
     (w.ws / ".git" / "index").write_bytes(b"DIRC garbage")
     append("core/src/lib.rs")(w)
+
+
+def break_submodule(w: World) -> None:
+    """`git status` fails (exit 128: the submodule's git dir is gone) where `ls-files`
+    still answers: the case the old key took as "nothing changed"."""
+    (w.ws / "sub" / ".git").write_text("gitdir: /nonexistent\n")
 
 
 ROWS = [
@@ -109,8 +116,9 @@ ROWS = [
     Row("mode bit", lambda w: (w.ws / "gen/build.rs").chmod(0o755)),
     Row("symlink target's content (#6)", lambda w: (w.root / "fixtures.txt").write_text("v2\n")),
     Row("file in a nested repository (#4)", append("vendor/nested/lib.rs")),
-    Row("dirty submodule (#4)", append("sub/lib.rs")),
-    Row("git failing (#2)", corrupt_index),
+    Row("dirty submodule edited again (#4)", append("sub/lib.rs"), prepare=append("sub/lib.rs")),
+    Row("git status failing (#2)", append("core/src/lib.rs"), prepare=break_submodule),
+    Row("git ls-files failing (damaged index)", corrupt_index),
     Row("deny.toml", append("deny.toml", "[bans]\nmultiple-versions = 'deny'\n"), "security"),
     Row(".secrets.baseline", append(".secrets.baseline", "\n"), "security"),
     Row("advisory database commit", advisory_commit, "security"),
@@ -138,6 +146,8 @@ ROWS = [
 @pytest.mark.parametrize("row", ROWS, ids=[r.kind for r in ROWS])
 def test_every_kind_of_edit_changes_the_key_of_the_stage_it_affects(world: World, row: Row) -> None:
     base = dict(row.base)
+    if row.prepare is not None:
+        row.prepare(world)
     before = world.key(row.stage, **base)
     assert world.key(row.stage, **base) == before
     extra = row.edit(world)
