@@ -53,7 +53,11 @@ class CacheStore:
         about, never used."""
         folder = self.root / stage / key
         meta = folder / "entry.json"
-        if not meta.is_file() or self.poisoned(stage, key):
+        if self.poisoned(stage, key):
+            return None
+        try:
+            read = meta.stat()
+        except OSError:
             return None
         try:
             data = json.loads(meta.read_text(encoding="utf-8"))
@@ -75,12 +79,26 @@ class CacheStore:
                 artifacts,
             )
         except (OSError, ValueError, KeyError, TypeError) as err:
-            self.warn(f"cache: discarded a damaged entry for {stage} ({err})")
-            shutil.rmtree(folder, ignore_errors=True)
-            return None
+            if _same_file(meta, read):  # still what was read: damaged, not replaced
+                self.warn(f"cache: discarded a damaged entry for {stage} ({err})")
+                self._discard(folder, read)
+            return None  # else a concurrent save replaced it mid-read: a miss
         with contextlib.suppress(OSError):
             os.utime(meta)  # recently used
         return entry
+
+    def _discard(self, folder: Path, read: os.stat_result) -> None:
+        """Remove a damaged entry, and only it: it is moved aside in one step first and
+        put back if what was moved is a fresh entry a concurrent save just renamed in."""
+        aside = Path(tempfile.mkdtemp(prefix=".bad-", dir=folder.parent)) / "entry"
+        try:
+            os.rename(folder, aside)
+        except OSError:
+            return
+        if not _same_file(aside / "entry.json", read):
+            with contextlib.suppress(OSError):
+                os.rename(aside, folder)  # not ours to delete
+        shutil.rmtree(aside.parent, ignore_errors=True)
 
     def last_inputs(self, stage: str) -> dict[str, str]:
         """The inputs of the last entry saved for `stage` (to say what changed)."""
@@ -195,3 +213,12 @@ class CacheStore:
             total -= size
             removed += 1
         return removed
+
+
+def _same_file(path: Path, read: os.stat_result) -> bool:
+    """True when `path` is still the very file that was stat'ed as `read`."""
+    try:
+        now = path.stat()
+    except OSError:
+        return False
+    return (now.st_ino, now.st_dev, now.st_mtime_ns) == (read.st_ino, read.st_dev, read.st_mtime_ns)

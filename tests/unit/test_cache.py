@@ -93,23 +93,80 @@ def test_concurrent_writers_leave_only_whole_entries(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "unit").iterdir() if p.name.startswith(".tmp")]
 
 
-def test_toolchain_identity_changes_with_the_toolchain(tmp_path: Path) -> None:
-    home = tmp_path / "rustup"
-    bin_dir = home / "toolchains" / "stable-x86_64-unknown-linux-gnu" / "bin"
+def _toolchain(home: Path, name: str) -> Path:
+    bin_dir = home / "toolchains" / name / "bin"
     bin_dir.mkdir(parents=True)
-    (home / "settings.toml").write_text('default_toolchain = "stable-x86_64-unknown-linux-gnu"\n')
     for tool in ("rustc", "cargo"):
-        (bin_dir / tool).write_text("v1")
+        (bin_dir / tool).write_text(f"{name} {tool}")
+    return bin_dir
+
+
+HOST = "x86_64-unknown-linux-gnu"
+
+
+def test_a_toolchain_update_that_changes_only_a_timestamp_is_a_new_toolchain(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "rustup"
+    bin_dir = _toolchain(home, f"stable-{HOST}")
+    (home / "settings.toml").write_text(
+        f'default_toolchain = "stable"\ndefault_host_triple = "{HOST}"\n'
+    )
     env = {"RUSTUP_HOME": str(home), "HOME": str(tmp_path)}
     before = Toolchain(env, tmp_path).digest()
-    (bin_dir / "rustc").write_text("v2-longer")  # a toolchain update replaces rustc
+    assert Toolchain(env, tmp_path).digest() == before
+    rustc = bin_dir / "rustc"
+    size = rustc.stat().st_size
+    os.utime(rustc, ns=(rustc.stat().st_atime_ns, rustc.stat().st_mtime_ns + 10**9))
+    assert rustc.stat().st_size == size  # same size, same content: only the time moved
     assert Toolchain(env, tmp_path).digest() != before
-    (tmp_path / "rust-toolchain.toml").write_text('[toolchain]\nchannel = "1.88.0"\n')
-    pinned = home / "toolchains" / "1.88.0-x86_64-unknown-linux-gnu" / "bin"
-    pinned.mkdir(parents=True)
-    for tool in ("rustc", "cargo"):
-        (pinned / tool).write_text("old")
-    assert Toolchain(env, tmp_path).digest() != Toolchain(env, tmp_path.parent).digest()
+
+
+def test_the_toolchain_is_chosen_as_rustup_chooses_it(tmp_path: Path) -> None:
+    """RUSTUP_TOOLCHAIN, then per folder from the workspace up: a directory override
+    before a rust-toolchain.toml, the nearer folder first; then the default. A short
+    name is this host's toolchain, never another host's that sorts first."""
+    home = tmp_path / "rustup"
+    for name in ("stable", "1.80.0", "1.81.0", "1.82.0", "nightly"):
+        _toolchain(home, f"{name}-{HOST}")
+    _toolchain(home, "1.80.0-aarch64-apple-darwin")  # sorts before the x86_64 one
+    ws = tmp_path / "parent" / "ws"
+    ws.mkdir(parents=True)
+    settings = home / "settings.toml"
+    base = f'default_toolchain = "stable"\ndefault_host_triple = "{HOST}"\n'
+    env = {"RUSTUP_HOME": str(home), "HOME": str(tmp_path)}
+
+    def chosen(**extra: str) -> tuple[str, str | None]:
+        how, name, _ = Toolchain({**env, **extra}, ws).choice()
+        return how.split(":")[0], name
+
+    def overrides(**by_dir: str) -> None:
+        lines = "".join(f'"{tmp_path / d}" = "{n}"\n' for d, n in by_dir.items())
+        settings.write_text(base + ("[overrides]\n" + lines if lines else ""))
+
+    overrides()
+    assert chosen() == ("default", "stable")
+    (tmp_path / "parent" / "rust-toolchain.toml").write_text('[toolchain]\nchannel = "1.80.0"\n')
+    assert chosen() == ("file", "1.80.0")
+    overrides(**{"parent": "1.81.0"})  # same folder: the override wins over the file
+    assert chosen() == ("override", "1.81.0")
+    (ws / "rust-toolchain.toml").write_text('[toolchain]\nchannel = "1.82.0"\n')
+    assert chosen() == ("file", "1.82.0")  # a nearer file wins over a farther override
+    overrides(**{"parent": "1.81.0", "parent/ws": "nightly"})
+    assert chosen() == ("override", "nightly")
+    assert chosen(RUSTUP_TOOLCHAIN="1.80.0") == ("env", "1.80.0")  # the environment first
+    digests = {
+        Toolchain({**env, "RUSTUP_TOOLCHAIN": n}, ws).digest()
+        for n in ("stable", "1.80.0", "1.81.0", "nightly")
+    }
+    assert len(digests) == 4
+    # the short name resolves to this host's copy, not the darwin one sorting first
+    ident = Toolchain({**env, "RUSTUP_TOOLCHAIN": "1.80.0"}, ws)
+    assert ident._rustup("1.80.0") is not None
+    darwin = home / "toolchains" / "1.80.0-aarch64-apple-darwin" / "bin" / "rustc"
+    before = Toolchain({**env, "RUSTUP_TOOLCHAIN": "1.80.0"}, ws).digest()
+    darwin.write_text("changed")
+    assert Toolchain({**env, "RUSTUP_TOOLCHAIN": "1.80.0"}, ws).digest() == before
 
 
 def test_settings_and_environment_digests_track_what_changes_verdicts(tmp_path: Path) -> None:
@@ -127,3 +184,45 @@ def test_inputs_say_what_changed() -> None:
     a = Inputs({"workspace": "1", "toolchain": "t"})
     b = Inputs({"workspace": "2", "toolchain": "t"})
     assert a.key != b.key and b.changed(a.parts) == ["workspace"]
+
+
+def test_a_lookup_racing_a_save_never_discards_the_fresh_entry(tmp_path: Path) -> None:
+    """Readers look an entry up while a writer replaces it again and again: a reader may
+    miss (between the two renames) but must never take the replacement for damage and
+    delete it, nor ever get a half entry."""
+    warnings: list[str] = []
+    store = CacheStore(tmp_path / "cache", warn=warnings.append)
+    art = tmp_path / "junit.xml"
+    art.write_text("<testsuites/>")
+    store.save("unit", "k", result(), {}, {"junit": art}, run_id="r0", commit="c")
+    stop = threading.Event()
+    seen: list[str] = []
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        for i in range(60):
+            store.save("unit", "k", result(), {}, {"junit": art}, run_id=f"r{i}", commit="c")
+        stop.set()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                entry = store.lookup("unit", "k")
+                if entry is not None:
+                    assert entry.result.status is Status.PASSED
+                    seen.append(entry.run_id)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [
+        threading.Thread(target=writer),
+        *(threading.Thread(target=reader) for _ in range(3)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and seen
+    assert not warnings, warnings[:3]
+    final = store.lookup("unit", "k")
+    assert final is not None and final.run_id == "r59"

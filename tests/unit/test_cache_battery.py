@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cache_world import World, make_world, set_path
 
 from ci.cache.inputs import settings_digest
 from ci.registry import STAGES
 from ci.settings import Settings, load
-
-from cache_world import World, make_world, set_path
 
 ROOT = Path(__file__).resolve().parents[2]
 Edit = Callable[[World], dict[str, str] | None]

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cache_world import World, make_world, set_path
 
 from ci.cache import StageCache, affected
 from ci.cache import files as files_mod
@@ -22,8 +23,6 @@ from ci.registry import StageSpec, get_stage
 from ci.result import StageResult, Status, read_result, write_result
 from ci.settings import load
 from ci.stage import execute
-
-from cache_world import World, make_world, set_path
 
 STAGES = textwrap.dedent(
     """
