@@ -70,9 +70,11 @@ def test_unchanged_inputs_replay_and_every_change_runs_again(project) -> None:
     lock.write_text(lock.read_text() + "\n")
     assert not lint(env)["cached"]
 
-    # a stage setting, RUSTFLAGS
+    # a setting lint reads (its hard limit), RUSTFLAGS; not a setting it does not read
     assert lint(env)["cached"]
-    assert not lint(env, CIPIPE_UNIT__RUNNER="nextest")["cached"]
+    assert lint(env, CIPIPE_UNIT__RUNNER="nextest")["cached"]
+    assert lint(env, CIPIPE_SECURITY__WARN_AGE_DAYS="3")["cached"]
+    assert not lint(env, CIPIPE_TIMEOUTS__LINT="400")["cached"]
     assert lint(env)["cached"]
     assert not lint(env, RUSTFLAGS="-Cdebuginfo=0")["cached"]
 
@@ -83,12 +85,15 @@ def test_unchanged_inputs_replay_and_every_change_runs_again(project) -> None:
     assert not data["cached"]
 
 
-def test_a_failing_stage_is_never_replayed(project) -> None:
+def test_a_failing_stage_is_never_replayed(project, tmp_path) -> None:
     _, env = project("fmt_fault")
     for _ in range(2):
         data = lint(env)
         assert data["status"] == "failed" and not data["cached"]
         assert "src/lib.rs:1: not formatted" in data["_output"]
+        # the cache was consulted (a lookup that missed, and why), and nothing was stored
+        assert "cache: running (no earlier green run recorded)" in data["_output"]
+        assert not list((tmp_path / "cache").glob("lint/*/entry.json"))
 
 
 def test_the_advisory_database_is_an_input_of_security(
@@ -124,6 +129,19 @@ def test_concurrent_runs_share_the_cache_and_a_corrupt_entry_is_discarded(
     ]
     assert [p.wait(timeout=600) for p in procs] == [0, 0]
     assert lint(env)["cached"]
+    # a lookup racing a save: another run stores the same entry again and again while
+    # this one looks it up; it replays or runs, never takes the replacement for damage
+    [meta] = (tmp_path / "cache").glob("lint/*/entry.json")
+    saver = subprocess.Popen([sys.executable, "-c", RESAVE, str(meta)], cwd=ROOT)
+    try:
+        for _ in range(3):
+            data = lint(env)
+            assert data["status"] == "passed", data["_output"][-2000:]
+            assert "discarded a damaged entry" not in data["_output"]
+    finally:
+        saver.kill()
+        saver.wait()
+    assert lint(env)["cached"]
     # damage every stored entry: it must be discarded with a warning and the stage run
     for meta in (tmp_path / "cache").glob("lint/*/entry.json"):
         meta.write_text("{ broken")
@@ -131,6 +149,28 @@ def test_concurrent_runs_share_the_cache_and_a_corrupt_entry_is_discarded(
     assert not data["cached"] and data["status"] == "passed"
     assert "cache: discarded a damaged entry for lint" in data["_output"]
     assert lint(env)["cached"]
+
+
+# Saves the entry at argv[1] again and again for 60 s (what a concurrent run's save does).
+RESAVE = """
+import json, sys, time
+from pathlib import Path
+from ci.cache.store import CacheStore
+meta = Path(sys.argv[1])
+data = json.loads(meta.read_text())
+files = {n: meta.parent / "files" / r for n, r in data["artifacts"].items()}
+copies = Path(meta.parent.parent.parent / "resave")
+copies.mkdir(exist_ok=True)
+arts = {}
+for name, src in files.items():
+    (copies / src.name).write_bytes(src.read_bytes())
+    arts[name] = copies / src.name
+store = CacheStore(meta.parent.parent.parent)
+end = time.time() + 60
+while time.time() < end:
+    store.save(data["stage"], data["key"], data["result"], data["inputs"], arts,
+               run_id=data["run_id"], commit=data["commit"])
+"""
 
 
 def unit(env: dict[str, str]) -> dict:
