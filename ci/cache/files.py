@@ -95,12 +95,21 @@ class _Lister:
             e.relative_to(self.root).as_posix() for e in self.exclude if self.root in e.parents
         ]
         self.skip = tuple(skip)
+        self._names: dict[str, bool] = {}
         self.git = git
         self.budget = _Budget()
         self.reasons: list[str] = []
 
+    def skipped_name(self, name: str) -> bool:
+        """`.git` or a `not_inputs` glob (remembered: the same names recur in every folder)."""
+        hit = self._names.get(name)
+        if hit is None:
+            hit = name == ".git" or any(fnmatch.fnmatchcase(name, pat) for pat in self.skip)
+            self._names[name] = hit
+        return hit
+
     def skipped(self, path: Path, name: str) -> bool:
-        if name == ".git" or any(fnmatch.fnmatch(name, pat) for pat in self.skip):
+        if self.skipped_name(name):
             return True
         if path.resolve() in self.exclude:
             return True
@@ -226,8 +235,7 @@ class _Lister:
     def skipped_path(self, rel: str) -> bool:
         """True for a path git listed that lies inside something left out (by name, or
         below an excluded folder; cheap: no file system access)."""
-        parts = rel.split("/")
-        if any(p == ".git" or fnmatch.fnmatch(p, pat) for p in parts for pat in self.skip):
+        if any(self.skipped_name(part) for part in rel.split("/")):
             return True
         return any(rel == e or rel.startswith(e + "/") for e in self.excluded_rel)
 
