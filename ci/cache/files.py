@@ -21,7 +21,7 @@ import hashlib
 import os
 import stat
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +57,21 @@ class Files:
             return dict(self.ids)
         lead = prefix.rstrip("/") + "/"
         return {p: i for p, i in self.ids.items() if p.startswith(lead)}
+
+
+def digest(*parts: str | bytes) -> str:
+    """sha256 over the parts (length-prefixed, so ("ab", "c") != ("a", "bc"))."""
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def files_digest(ids: Mapping[str, str]) -> str:
+    """One digest of a {path: content id} listing."""
+    return digest(*(f"{p}\0{i}" for p, i in sorted(ids.items())))
 
 
 def blob_id(data: bytes) -> str:
@@ -145,8 +160,6 @@ class _Lister:
     def tree(self, folder: Path, rel: str) -> str:
         """A digest of a folder's files (a nested repository, a submodule, a symlinked
         folder): through git when it is its own repository, else from disk."""
-        from ci.cache.inputs import files_digest
-
         sub = _Lister(folder, self.exclude, self.skip, self.git)
         sub.budget = self.budget
         ids = sub.listing()
@@ -260,7 +273,5 @@ def workspace_files(
 
 def tree_digest(folder: Path, not_inputs: Iterable[str] = (), git: GitRun = run_git) -> str:
     """One digest of a folder outside the workspace (a path dependency, a [patch] path)."""
-    from ci.cache.inputs import files_digest
-
     files = workspace_files(folder, (), not_inputs, git)
     return files_digest(files.ids) + (f":{files.reason}" if files.reason else "")

@@ -22,7 +22,6 @@ Computed without starting cargo or rustc.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tomllib
@@ -31,7 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.cache.files import Files, GitRun, run_git, tree_digest, workspace_files
+from ci.cache.files import (
+    Files,
+    GitRun,
+    digest,
+    files_digest,
+    run_git,
+    tree_digest,
+    workspace_files,
+)
 from ci.cache.toolchain import Toolchain
 from ci.errors import ConfigError
 from ci.redact import secret_name
@@ -64,21 +71,6 @@ _ENV_IGNORED = {
     "RUSTUP_HOME",
 }
 _DEP_TABLES = ("dependencies", "dev-dependencies", "build-dependencies")
-
-
-def digest(*parts: str | bytes) -> str:
-    """sha256 over the parts (length-prefixed, so ("ab", "c") != ("a", "bc"))."""
-    h = hashlib.sha256()
-    for part in parts:
-        data = part.encode() if isinstance(part, str) else part
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.hexdigest()
-
-
-def files_digest(ids: Mapping[str, str]) -> str:
-    """One digest of a {path: content id} listing."""
-    return digest(*(f"{p}\0{i}" for p, i in sorted(ids.items())))
 
 
 def settings_digest(

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ci.cache.files import digest
+
 # The files whose replacement is a new toolchain (an update rewrites them all).
 _IDENTITY = (
     "bin/rustc",
@@ -52,8 +54,6 @@ class Toolchain:
     def digest(self) -> str:
         """The toolchain's identity: how it was chosen, its name and its files' size and
         modification time (or `rustc -vV` / `cargo -V` when rustup does not manage it)."""
-        from ci.cache.inputs import digest
-
         if self._cached is None:
             how, name, text = self.choice()
             found = self._rustup(name) if name else None
@@ -95,8 +95,6 @@ class Toolchain:
         return "default", str(default) if default else None, ""
 
     def _rustup(self, name: str) -> str | None:
-        from ci.cache.inputs import digest
-
         conf = self._settings()
         host = str(conf.get("default_host_triple") or _host())
         toolchains = self._rustup_home() / "toolchains"
