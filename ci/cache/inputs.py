@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -202,19 +203,24 @@ def outside_digest(
 
 def tools_digest(env: Mapping[str, str]) -> str:
     """The pinned cargo tools and the binaries installed for them (an upgrade outside the
-    pipeline is a new tool)."""
+    pipeline is a new tool). A version-manager shim (pyenv) is the same file for every
+    version, so the copy beside this interpreter, where a PyPI wheel installs it, counts."""
     from ci.runner import which
     from ci.tools import TOOLS
 
     parts = []
     for tool in sorted(TOOLS.values(), key=lambda t: t.name):
-        exe = which(tool.name, [cargo_home(env) / "bin"])
-        try:
-            st = os.stat(exe) if exe else None
-        except OSError:
-            st = None
-        where = f"{exe}:{st.st_size}:{st.st_mtime_ns}" if st else "absent"
-        parts.append(f"{tool.spec}\0{where}")
+        found = which(tool.name, [cargo_home(env) / "bin"])
+        where = [found] if found else []
+        beside = Path(sys.executable).parent / tool.name
+        if found and "/shims/" in found and beside.is_file():
+            where.append(str(beside))
+        for exe in where or ["absent"]:
+            try:
+                st = os.stat(exe)
+                parts.append(f"{tool.spec}\0{exe}:{st.st_size}:{st.st_mtime_ns}")
+            except OSError:
+                parts.append(f"{tool.spec}\0{exe}")
     return digest(*parts)
 
 
