@@ -12,6 +12,7 @@ another checkout. Without internet the advisory database must be a local checkou
 --advisory-db PATH (tests/helpers.py unpack_real_advisory_db makes one from the snapshot).
 
 Usage: python3 scripts/bench_cache.py [--project DIR] [--runs 5] [--advisory-db PATH]
+       [--set CIPIPE_TIMEOUTS__COVERAGE=1800 ...]
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def main() -> int:
     parser.add_argument("--project", type=Path, default=ROOT)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--advisory-db", type=Path)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="CIPIPE_KEY=VALUE",
+        help="a setting for every run (e.g. a longer hard limit on a loaded machine)",
+    )
     args = parser.parse_args()
     project = args.project.resolve()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIPIPE_")}
@@ -68,6 +76,9 @@ def main() -> int:
         env["CIPIPE_CARGO_TARGET_DIR"] = os.environ["CIPIPE_CARGO_TARGET_DIR"]
     if args.advisory_db:
         env["CIPIPE_SECURITY__ADVISORY_DB"] = str(args.advisory_db.resolve())
+    for item in args.set:
+        name, _, value = item.partition("=")
+        env[name] = value
     sys.path.insert(0, str(project))
     from ci.settings import load
 
