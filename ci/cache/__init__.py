@@ -4,9 +4,14 @@ from. Failures are never cached. `[tool.pipeline.cache] enabled = false` (or
 `invoke ci --no-cache`, which sets CIPIPE_CACHE__ENABLED=false) always runs.
 
     cache = StageCache.open(settings, warn)
-    inputs = cache.inputs(spec)          # None: this stage is not cacheable right now
+    inputs = cache.inputs(spec)          # None: not cacheable now, cache.why_not(name) says why
     entry = cache.lookup(spec.name, inputs)
-    result = cache.replay(entry, ...)    # or run the stage, then cache.remember(...)
+    result = cache.replay(entry, ...)    # or run the stage, then, if
+    cache.unchanged_since(spec, inputs)  # is empty (nothing changed while it ran),
+    cache.remember(...)                  # store it; a run with extra arguments never is
+
+What the key is made of: ci/cache/inputs.py; the soundness battery that specifies it:
+tests/unit/test_cache_battery.py and tests/e2e/test_cache_battery.py.
 """
 
 from __future__ import annotations
