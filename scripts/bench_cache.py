@@ -4,8 +4,13 @@ a change of one security setting replays. Numbers, not pass/fail.
 
   1. fill      `invoke ci` once (cold unless the cache already holds this tree's results)
   2. no change `invoke ci` --runs times: wall time of each, median, stages replayed
-  3. security  `invoke ci` with only CIPIPE_SECURITY__WARN_AGE_DAYS changed: which stages
-               were replayed and which ran (lint, unit, integration, bench should replay)
+  3. security  `invoke ci` with only CIPIPE_SECURITY__WARN_AGE_DAYS changed (to a value no
+               earlier run used): which stages were replayed and which ran (lint, unit,
+               integration, bench and coverage should replay; security runs)
+
+Wall and CPU seconds are printed: on a loaded machine the wall time is mostly waiting for
+a core. PYTHONDONTWRITEBYTECODE is dropped (as on a developer machine) unless
+--no-bytecode is given.
 
 The workspace is the project's own ([tool.pipeline] workspace) unless --project names
 another checkout. Without internet the advisory database must be a local checkout:
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,7 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def invoke_ci(project: Path, env: dict[str, str]) -> tuple[float, int, str]:
-    """(wall seconds, exit code, output) of one `invoke ci` in `project`."""
+    """(wall seconds, exit code, output) of one `invoke ci` in `project`; the CPU seconds
+    it used (all its processes) go to CPU_S."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "invoke", "ci"],
@@ -40,7 +48,13 @@ def invoke_ci(project: Path, env: dict[str, str]) -> tuple[float, int, str]:
         text=True,
         check=False,
     )
-    return time.perf_counter() - start, proc.returncode, proc.stdout + proc.stderr
+    took = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU_S.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return took, proc.returncode, proc.stdout + proc.stderr
+
+
+CPU_S: list[float] = []
 
 
 def stages(out_dir: Path) -> dict[str, str]:
@@ -61,6 +75,7 @@ def main() -> int:
     parser.add_argument("--project", type=Path, default=ROOT)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--advisory-db", type=Path)
+    parser.add_argument("--no-bytecode", action="store_true", help="keep PYTHONDONTWRITEBYTECODE")
     parser.add_argument(
         "--set",
         action="append",
@@ -72,6 +87,8 @@ def main() -> int:
     project = args.project.resolve()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIPIPE_")}
     env["CIPIPE_PROGRESS"] = "plain"
+    if not args.no_bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # as on a developer machine: .pyc reused
     if os.environ.get("CIPIPE_CARGO_TARGET_DIR"):
         env["CIPIPE_CARGO_TARGET_DIR"] = os.environ["CIPIPE_CARGO_TARGET_DIR"]
     if args.advisory_db:
@@ -92,12 +109,19 @@ def main() -> int:
     for i in range(args.runs):
         took, code, _ = invoke_ci(project, env)
         times.append(took)
-        print(f"no change #{i + 1}: {took:.3f} s, exit {code}: {stages(out_dir)}")
+        replayed = sum(v == "replayed" for v in stages(out_dir).values())
+        print(
+            f"no change #{i + 1}: {took:.3f} s wall, {CPU_S[-1]:.3f} s CPU, exit {code}, "
+            f"{replayed} stages replayed: {stages(out_dir)}"
+        )
+    cpu = CPU_S[-len(times) :]
     print(
-        f"no change: median {statistics.median(times):.3f} s, "
-        f"min {min(times):.3f} s, max {max(times):.3f} s over {len(times)} runs"
+        f"no change: wall median {statistics.median(times):.3f} s (min {min(times):.3f}, "
+        f"max {max(times):.3f}); CPU median {statistics.median(cpu):.3f} s over "
+        f"{len(times)} runs; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
-    changed = {**env, "CIPIPE_SECURITY__WARN_AGE_DAYS": "3"}
+    # a value no earlier run used (an earlier run with it would be replayed, rightly)
+    changed = {**env, "CIPIPE_SECURITY__WARN_AGE_DAYS": str(8 + int(time.time()) % 100)}
     took, code, _ = invoke_ci(project, changed)
     print(f"security setting changed: {took:.2f} s, exit {code}: {stages(out_dir)}")
     return 0
