@@ -16,7 +16,7 @@ from cache_world import World, make_world, set_path
 from ci.cache import StageCache, affected
 from ci.cache import files as files_mod
 from ci.console import MaskedStream
-from ci.flow import plan as flow_plan
+from ci.graph import plan as flow_plan
 from ci.parsers import TestCase as Case
 from ci.pipeline import CachingLauncher, cache_hits
 from ci.registry import StageSpec, get_stage
