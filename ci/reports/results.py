@@ -31,13 +31,17 @@ def read_strict(out_dir: Path, stage: str) -> StageResult | None:
         ) from None
 
 
-def load_results(out_dir: Path, names: Sequence[str]) -> list[StageResult]:
+def load_results(
+    out_dir: Path, names: Sequence[str], *, allow_none: bool = False
+) -> list[StageResult]:
     """The results of `names` present in `out_dir` (in that order); ReportError when
-    there are none at all or one is corrupt."""
-    if not out_dir.is_dir():
+    one is corrupt, or when there are none at all (unless `allow_none`: the caller
+    explains what is missing, as `with_jobs` does)."""
+    if not out_dir.is_dir() and not allow_none:
         raise ReportError(f"no results in {out_dir}: run `invoke ci` (or a `nox -s` stage) first")
-    results = [r for r in (read_strict(out_dir, n) for n in names) if r is not None]
-    if not results:
+    found = (read_strict(out_dir, n) for n in names) if out_dir.is_dir() else iter(())
+    results = [r for r in found if r is not None]
+    if not results and not allow_none:
         raise ReportError(f"no results in {out_dir}: run `invoke ci` (or a `nox -s` stage) first")
     return results
 

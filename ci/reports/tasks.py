@@ -168,11 +168,14 @@ def run_report(
     settings = settings_mod.load(root, env)
     redact = Redactor(secrets_from_env(env, settings.secret_env))
     # the cache audit's row too, when the last `invoke ci` audited (it removes a stale one)
-    results = load_results(settings.out_dir, [*(s.name for s in STAGES), AUDIT_STAGE])
     jobs = settings.section("report").text("jobs").strip()
+    names = [*(s.name for s in STAGES), AUDIT_STAGE]
+    results = load_results(settings.out_dir, names, allow_none=bool(jobs))
     problem = ""
     if jobs:
         results, problem = with_jobs(results, jobs)
+        if not results:
+            raise ReportError("no stage job ran and no result arrived: nothing to report")
     post = None
     if comment:
         post, token_mask = _comment(settings, env, say)

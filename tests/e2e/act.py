@@ -231,7 +231,6 @@ class Runner:
         matrix: Sequence[str] = (),
         timeout: float = 2400,
         name: str = "run",
-        dry_run: bool = False,
     ) -> ActRun:
         """`act <event> -W .github/workflows/<workflow>` with the payload; one run id."""
         run_dir = self.home / name
@@ -281,8 +280,6 @@ class Runner:
             cmd += ["--var", f"{key}={value}"]
         for job in jobs:
             cmd += ["-j", job]
-        if dry_run:
-            cmd.append("--dryrun")
         for leg in matrix:
             cmd += ["--matrix", leg]
         log = run_dir / "act.log"  # streamed: `tail -f` it while a run is under way
@@ -300,6 +297,19 @@ class Runner:
         stdout = log.read_text(encoding="utf-8", errors="replace")
         results, output = parse(stdout)
         return ActRun(proc.returncode, results, output, stdout[-20000:])
+
+    def plan(self, event: str, workflow: str) -> subprocess.CompletedProcess[str]:
+        """`act <event> -W <workflow> -l`: the job graph act builds, nothing run (act's own
+        dry run still executes composite steps on the host)."""
+        return subprocess.run(
+            [act_binary(), event, "-W", f".github/workflows/{workflow}", "-l"],
+            cwd=self.repo,
+            env={"HOME": os.environ.get("HOME", "/root"), "PATH": self.path()},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     def artifacts(self, name: str = "run") -> Path:
         """Where the artifact stand-ins kept the run's uploads."""

@@ -60,3 +60,14 @@ def test_the_report_writes_its_summary_then_fails_for_a_missing_result(tmp_path:
         run_report(tmp_path, env=env, say=said.append)
     summary = (out / "summary.md").read_text()
     assert "security" in summary and "unit" in summary  # the table still shows them
+
+
+def test_no_result_at_all_names_the_jobs_whose_results_went_missing(tmp_path: Path) -> None:
+    env = {
+        "CIPIPE_OUTPUT_DIR": str(tmp_path / "out"),
+        "CIPIPE_HISTORY__PATH": str(tmp_path / "h.sqlite3"),
+        "CIPIPE_REPORT__JOBS": json.dumps({"lint": {"result": "success", "outputs": {}}}),
+    }
+    with pytest.raises(ReportError, match=r"lint \(success\)"):
+        run_report(tmp_path, env=env, say=lambda _line: None)
+    assert "lint" in (tmp_path / "out" / "summary.md").read_text()
