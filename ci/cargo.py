@@ -299,8 +299,24 @@ def _optional_path(base: Path, value: object) -> Path | None:
 
 def find_crate(meta: Mapping[str, Any], binary: str) -> Crate:
     """The workspace member with a `bin` target called `binary` (from `cargo metadata
-    --no-deps`). WorkspaceError when none or several have it."""
+    --no-deps`; empty: the workspace's only binary). WorkspaceError when none or several
+    have it."""
     members = set(meta.get("workspace_members", []))
+    bins = sorted(
+        t["name"]
+        for p in meta.get("packages", [])
+        if p.get("id") in members
+        for t in p.get("targets", [])
+        if "bin" in t.get("kind", [])
+    )
+    if not binary:  # not configured: the workspace's only binary, if it has exactly one
+        if len(bins) != 1:
+            have = f"it has {', '.join(bins)}" if bins else "it has none"
+            raise WorkspaceError(
+                "which binary is the release artifact? set [tool.pipeline] binary or "
+                f"CIPIPE_BINARY ({have})"
+            )
+        binary = bins[0]
     owners = []
     for pkg in meta.get("packages", []):
         if pkg.get("id") not in members:
@@ -309,13 +325,6 @@ def find_crate(meta: Mapping[str, Any], binary: str) -> Crate:
             if "bin" in target.get("kind", []) and target.get("name") == binary:
                 owners.append(pkg)
     if not owners:
-        bins = sorted(
-            t["name"]
-            for p in meta.get("packages", [])
-            if p.get("id") in members
-            for t in p.get("targets", [])
-            if "bin" in t.get("kind", [])
-        )
         known = f"; binaries in the workspace: {', '.join(bins)}" if bins else ""
         raise WorkspaceError(
             f"no workspace member has a binary named {binary!r} "

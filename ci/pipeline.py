@@ -202,6 +202,7 @@ def run_flow(
     names = " → ".join(s.name + _after(s) for s in steps)
     mode = "fail-fast" if fail_fast else "a failure blocks only what depends on it"
     out.write(f"plan: {names}; {mode}\n")
+    out.write(f"configuration: {cfg.source_label()}\n")
     try:
         launcher_fd = channel.write_fd if channel else None
         launcher: Launcher = ProcessLauncher(stage_command(root / "noxfile.py"), env, launcher_fd)

@@ -78,13 +78,21 @@ def table(results: Sequence[StageResult]) -> str:
         f"total stage time {total:.1f}s"
         + (" (! = over budget)" if any(r.over_budget for r in results) else "")
     )
+    lines += [f"configured by {c}" for c in configs(results)]
     return "\n".join(lines)
+
+
+def configs(results: Sequence[StageResult]) -> list[str]:
+    """The files that configured the results' runs (normally one), in first-seen order."""
+    return list(dict.fromkeys(r.config for r in results if r.config))
 
 
 def markdown(results: Sequence[StageResult], *, title: str = "Pipeline") -> str:
     """`summary.md`: the gate table plus every blocking finding, as GitHub markdown."""
     ok = all(r.status.ok or not r.blocking for r in results)
     out = [f"## {title}: {'passed' if ok else 'failed'}", ""]
+    out += [f"Configured by `{c}`." for c in configs(results)]
+    out += [""] if configs(results) else []
     out += ["| stage | status | time / budget | findings | summary |", "|---|---|---|---|---|"]
     for r in results:
         text = _first_line(summary(r), 120).replace("|", "\\|")

@@ -110,6 +110,8 @@ class StageResult:
     # Set when the result was replayed from the stage cache: the run and time it came
     # from, and how long it took then.
     cached: dict[str, str] = field(default_factory=dict)
+    # Which file configured the run (the workspace's own, or the pipeline's defaults).
+    config: str = ""
 
     @property
     def over_budget(self) -> bool:
@@ -161,6 +163,7 @@ class StageResult:
             blocking=bool(data.get("blocking", True)),
             outputs=dict(data.get("outputs", {})),
             cached=dict(data.get("cached", {})),
+            config=str(data.get("config", "")),
         )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ci import workspace_config
 from ci.errors import ConfigError, WorkspaceError
 
 ENV_PREFIX = "CIPIPE_"
@@ -237,6 +238,37 @@ class Settings:
     root: Path
     data: Mapping[str, Any] = field(repr=False)  # may hold secrets (a history URL)
     env: Mapping[str, str] = field(repr=False)
+    # The file that configured the workspace (None: only the pipeline's defaults).
+    found: workspace_config.Found = field(
+        default_factory=lambda: workspace_config.Found({}), repr=False
+    )
+
+    @property
+    def source(self) -> Path:
+        """The file that configured this run: the workspace's own, else ci/defaults.toml."""
+        return self.found.path or DEFAULTS_FILE
+
+    def source_label(self) -> str:
+        """Which file (and table) configured the run, for the gate table."""
+        if self.found.path is None:
+            return f"{DEFAULTS_FILE} (the pipeline's defaults; the workspace configures nothing)"
+        return self.found.label
+
+    def config_path(self, section: Section, key: str) -> Path | None:
+        """A path setting of the workspace's configuration, relative to the file that set
+        it (the environment's: to the project root). A default naming a file the
+        workspace lacks (deny.toml) is the pipeline project's own."""
+        parts = [*filter(None, section.name.split(".")), key]
+        env_name = ENV_PREFIX + "__".join(parts).upper()
+        node: Any = self.found.table
+        for part in parts:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if env_name in self.env or self.found.path is None:
+            return section.path(key)
+        path = section.path(key, base=self.found.path.parent)
+        if node is None and path is not None and not path.exists():
+            return section.path(key)
+        return path
 
     @property
     def top(self) -> Section:
@@ -309,23 +341,32 @@ class Settings:
 
 
 def load(root: Path, env: Mapping[str, str] | None = None) -> Settings:
-    """The schema's defaults, overridden by `[tool.pipeline]` of `root/pyproject.toml`,
-    overridden by `CIPIPE_*` environment variables. Unknown keys are a ConfigError."""
+    """The schema's defaults, overridden by the workspace's own configuration, overridden
+    by `CIPIPE_*` environment variables. Unknown keys are a ConfigError.
+
+    The workspace's configuration is `[tool.pipeline]` of `root/pyproject.toml` when that
+    table configures the workspace the run acts on (its `workspace` key, not redirected
+    by $CIPIPE_WORKSPACE). A run pointed at another workspace reads that workspace's
+    own file (workspace_config.of_workspace): the project's table names its own paths
+    (critical files, binary, budgets) and must not leak into another workspace."""
     env = dict(os.environ if env is None else env)
-    pyproject = root / "pyproject.toml"
-    table: Mapping[str, Any] = {}
-    if pyproject.is_file():
-        try:
-            with pyproject.open("rb") as fh:
-                doc = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{pyproject}: invalid TOML: {err}") from None
-        except OSError as err:
-            raise ConfigError(f"{pyproject}: cannot read: {err.strerror}") from None
-        table = doc.get("tool", {}).get("pipeline", {})
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{pyproject}: [tool.pipeline] must be a table")
+    root = root.resolve()
     known = schema()
-    _check_keys(known, table, f"{pyproject} [tool.pipeline]")
-    merged = merge_env(_merge(_deep_copy(known), table), env, known)
-    return Settings(root=root.resolve(), data=merged, env=env)
+    host = workspace_config.pyproject_table(root / "pyproject.toml")
+    _check_keys(known, host.table, host.label)
+    hosted = _merge(_deep_copy(known), host.table)
+    hosted_ws = _workspace_of(hosted, root)
+    target = _workspace_of(merge_env(hosted, env, known), root)
+    if target == hosted_ws and host.path is not None:
+        found = host
+    else:
+        found = workspace_config.of_workspace(target)
+        _check_keys(known, found.table, found.label)
+    merged = merge_env(_merge(_deep_copy(known), found.table), env, known)
+    merged["workspace"] = str(target)
+    return Settings(root=root, data=merged, env=env, found=found)
+
+
+def _workspace_of(data: Mapping[str, Any], root: Path) -> Path:
+    path = Section("", data, root).path("workspace")
+    return (path or root).resolve()

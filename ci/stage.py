@@ -172,6 +172,7 @@ def execute(
             interrupts.deadline(0)
             result.artifacts.setdefault("log", str(log_path))
             result.blocking = spec.blocking
+            result.config = settings.source_label()
             _announce(runner, result, settings, env)
             outcome = _Outcome(result, _code(result.status))
         except BaseException as exc:  # every way out still writes a result

@@ -102,7 +102,7 @@ def cache_inputs(settings: Settings) -> dict[str, str] | None:
     age_class = (
         "refused" if age > cfg.max_age_days else "old" if age > cfg.warn_age_days else "fresh"
     )
-    deny = sec.path("deny_config") or settings.root / "deny.toml"
+    deny = settings.config_path(sec, "deny_config") or settings.root / "deny.toml"
     try:
         policy = deny.read_text(encoding="utf-8")
     except OSError:
@@ -143,7 +143,7 @@ def options(ctx: StageContext) -> Options:
     return Options(
         checks=checks,
         db=db_config(ctx.settings),
-        deny_config=sec.path("deny_config") or ctx.settings.root / "deny.toml",
+        deny_config=ctx.settings.config_path(sec, "deny_config") or ctx.settings.root / "deny.toml",
         baseline=sec.path("secrets_baseline", base=ctx.workspace),
         history=args.history or sec.flag("scan_history"),
         unmaintained=sec.choice("unmaintained", ("warn", "deny")),

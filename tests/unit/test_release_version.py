@@ -167,3 +167,11 @@ def test_source_date_epoch_env_then_tag_commit_then_head() -> None:
     assert source_date_epoch(_state(tag_commit=OTHER), None)[0] == 2000
     with pytest.raises(PreconditionFailed, match="SOURCE_DATE_EPOCH='yesterday'"):
         source_date_epoch(_state(), "yesterday")
+
+
+def test_an_unconfigured_binary_is_the_workspace_s_only_one() -> None:
+    meta = _meta(_pkg("lib", "1.0.0", []), _pkg("svc", "1.0.0", ["svc"]))
+    assert find_crate(meta, "").binary == "svc"
+    two = _meta(_pkg("svc", "1.0.0", ["svc", "svc-admin"]))
+    with pytest.raises(WorkspaceError, match=r"set \[tool.pipeline\] binary.*svc, svc-admin"):
+        find_crate(two, "")
