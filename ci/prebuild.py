@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Collection
 from pathlib import Path
 
+from ci import features
 from ci.redact import secret_env_names
 from ci.result import StageResult
 from ci.runner import stop_group
@@ -48,7 +49,10 @@ class Prebuild:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                ["cargo", "test", "--workspace", "--no-run", "--lib", "--bins", "--tests"],
+                [
+                    *("cargo", "test", "--workspace", "--no-run", "--lib", "--bins", "--tests"),
+                    *features.configured(self.cfg).cargo_args(),
+                ],
                 cwd=self.cfg.workspace,
                 env=env,
                 stdin=subprocess.DEVNULL,

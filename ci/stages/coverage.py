@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ci import tools
+from ci import features, tools
 from ci.cargo import metadata, target_kinds
 from ci.contract import Clock, StageContext
 from ci.coverage import cobertura, tarpaulin
@@ -186,7 +186,11 @@ def _measure(
             ctx.runner.redact.add(svc.secrets)
         env.update({svc.env_var: svc.url for svc in services.values()})
     output = scratch / "tarpaulin"
-    argv = tarpaulin.command(exe, cfg, target_dir=target, output_dir=output, extra=opts.tarpaulin)
+    feature_set = features.configured(ctx.settings)
+    # The test builds' feature set; targets it leaves out are listed, as integration does.
+    features.report_gated(clock, features.test_targets(meta, feature_set)[1])
+    extra = [*feature_set.cargo_args(), *opts.tarpaulin]
+    argv = tarpaulin.command(exe, cfg, target_dir=target, output_dir=output, extra=extra)
     with ctx.runner.group("cargo tarpaulin"), clock.check("tests") as chk:
         chk.tool_version = version
         res = ctx.runner.run(argv, cwd=ctx.workspace, env=env)

@@ -8,8 +8,9 @@ import shutil
 import subprocess
 from contextlib import ExitStack
 
+from ci import features
 from ci.cache import StageCache, affected
-from ci.cargo import metadata, run_tests_check, target_kinds
+from ci.cargo import metadata, run_tests_check
 from ci.contract import Clock, StageContext, commit, run_id
 from ci.result import StageResult, Status
 from ci.services import provision, specs_from_settings
@@ -53,14 +54,16 @@ def run(ctx: StageContext) -> StageResult:
     services started); the others' results are replayed from their last green run."""
     names = ctx.settings.section("integration").strings("services")
     meta = metadata(ctx)
-    if "test" not in target_kinds(meta):
-        return StageResult(
-            ctx.name,
-            Status.SKIPPED,
-            0.0,
-            0.0,
-            summary="skipped: the workspace has no integration test targets (tests/*.rs)",
+    feature_set = features.configured(ctx.settings)
+    targets, gated = features.test_targets(meta, feature_set)
+    if not targets:
+        why = (
+            "every integration test target needs features that are not enabled: "
+            + "; ".join(g.describe() for g in gated)
+            if gated
+            else "the workspace has no integration test targets (tests/*.rs)"
         )
+        return StageResult(ctx.name, Status.SKIPPED, 0.0, 0.0, summary=f"skipped: {why}")
     clock = Clock()
     artifacts: dict[str, str] = {}
     cache = None
@@ -89,12 +92,17 @@ def run(ctx: StageContext) -> StageResult:
             ctx,
             clock,
             "integration tests",
-            ["--test", "*", *(["--test-threads", str(threads)] if threads else [])],
+            [
+                *feature_set.cargo_args(),
+                *(arg for name in targets for arg in ("--test", name)),
+                *(["--test-threads", str(threads)] if threads else []),
+            ],
             artifacts,
             env,
             packages=scope,
             replayed=replayed,
         )
+    features.report_gated(clock, gated)
     if cache is not None and pkg_plan is not None:
         green = clock.status() in (Status.PASSED, Status.SKIPPED)
         affected.remember(

@@ -1,4 +1,5 @@
-"""lint: `cargo fmt --all --check`, then `cargo clippy ... -D warnings`.
+"""lint: `cargo fmt --all --check`, then `cargo clippy --all-targets` with the configured
+feature set ([cargo]) and `-D warnings`.
 
 Both checks always run so one push shows every problem; either failing fails the stage.
 Extra arguments (`nox -s lint -- --features x`) are passed to cargo clippy.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ci import features
 from ci.contract import Clock, StageContext
 from ci.parsers import parse_cargo_messages, parse_fmt_check, relpath
 from ci.result import Finding, StageResult, Status
@@ -33,7 +35,10 @@ def run(ctx: StageContext) -> StageResult:
         clock.findings += findings
 
     with ctx.runner.group("clippy"), clock.check("clippy") as chk:
-        args = ["clippy", "--workspace", "--all-targets", "--all-features"]
+        # The configured feature set, as every test build uses it: --all-features would
+        # lint combinations the crate never builds (mutually exclusive features, no_std).
+        args = ["clippy", "--workspace", "--all-targets"]
+        args += features.configured(ctx.settings).cargo_args()
         # Its own target dir: clippy's check build never waits for the test build's lock
         # (`invoke ci` starts building the tests while lint runs) nor invalidates it.
         args += ["--message-format=json", *ctx.posargs, "--", "-D", "warnings"]

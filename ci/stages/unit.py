@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ci import features
 from ci.cache import StageCache, affected
 from ci.cargo import first_error, has_lib, metadata, run_tests_check
 from ci.contract import Clock, StageContext, commit, run_id
@@ -31,6 +32,7 @@ def run(ctx: StageContext) -> StageResult:
     cache on, only the packages whose inputs changed are tested; the others' results are
     replayed from their last green run."""
     meta = metadata(ctx)
+    feature_set = features.configured(ctx.settings)
     clock = Clock()
     artifacts: dict[str, str] = {}
     env = seed_env(ctx)
@@ -48,7 +50,7 @@ def run(ctx: StageContext) -> StageResult:
         ctx,
         clock,
         "lib and bin tests",
-        ["--lib", "--bins", "--no-tests=pass"],
+        [*feature_set.cargo_args(), "--lib", "--bins", "--no-tests=pass"],
         artifacts,
         env,
         runner=ctx.settings.section("unit").choice("runner", ("libtest", "nextest")),
@@ -58,6 +60,7 @@ def run(ctx: StageContext) -> StageResult:
     docs = _doc_tests(
         ctx, clock, meta, env, scope, [c for c in replayed if c.suite.startswith("doc:")]
     )
+    features.report_gated(clock, features.test_targets(meta, feature_set, ("bin",))[1])
     if cache is not None and pkg_plan is not None:
         green = clock.status() in (Status.PASSED, Status.SKIPPED)
         affected.remember(
@@ -95,7 +98,11 @@ def _doc_tests(
             # tests from being compiled and run (each is a rustdoc compilation).
             filters = doc_filters(meta, ctx.workspace, scope)
             res = ctx.runner.run(
-                ["cargo", "test", "--workspace", "--doc", "--", "--color", "never", *filters],
+                [
+                    *("cargo", "test", "--workspace", "--doc"),
+                    *features.configured(ctx.settings).cargo_args(),
+                    *("--", "--color", "never", *filters),
+                ],
                 cwd=ctx.workspace,
                 env={**ctx.cargo_env(), **env},
                 merge_stderr=True,
