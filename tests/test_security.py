@@ -214,13 +214,41 @@ def test_reference_workspace_passes(tmp_path: Path, advisory_db: Path) -> None:
     assert_valid_sarif(run)
 
 
-def test_missing_lock_file(tmp_path: Path, advisory_db: Path) -> None:
-    ws = copy_fixture("gpl_license", tmp_path)
+def test_missing_lock_file_is_resolved_in_a_scratch_copy_and_said_so(
+    tmp_path: Path, advisory_db: Path
+) -> None:
+    ws = copy_fixture("vulnerable", tmp_path)
     (ws / "Cargo.lock").unlink()
-    run = run_stage(tmp_path, ws, db=advisory_db)
-    assert run.code == 4
-    assert "cargo generate-lockfile" in run.line and "\n" not in run.line
+    before = sorted(p.relative_to(ws) for p in ws.rglob("*"))
+    # Resolving needs the registry (its index); offline it is refused with the reason.
+    run = run_stage(tmp_path, ws, db=advisory_db, CIPIPE_SECURITY__OFFLINE="false")
+    assert run.code == 1, run.output
+    lock = run.check("lockfile")
+    assert lock["status"] == "passed"
+    assert "freshly resolved" in lock["summary"] and "not the committed one" in lock["summary"]
+    assert "freshly resolved" in run.check("advisories")["summary"]
+    [finding] = run.findings("advisories")  # the pinned vulnerable itoa, found in the new graph
+    assert finding["rule"] == ADVISORY_ID and finding["crate"] == "itoa@1.0.18"
+    assert run.check("policy")["status"] == "failed"  # cargo-deny saw the same graph
+    assert Path(run.result["artifacts"]["lockfile"]).is_file()
+    # The workspace itself is left as it was: no Cargo.lock written into it.
+    assert sorted(p.relative_to(ws) for p in ws.rglob("*")) == before
+
+
+def test_missing_lock_file_that_cannot_be_resolved_says_why(
+    tmp_path: Path, advisory_db: Path
+) -> None:
+    ws = copy_fixture("vulnerable", tmp_path)
+    (ws / "Cargo.lock").unlink()
+    home = tmp_path / "cargo-home"  # no registry cache: offline resolution is impossible
+    home.mkdir()
+    run = run_stage(tmp_path, ws, db=advisory_db, CARGO_HOME=str(home), CARGO_NET_OFFLINE="true")
     assert run.result["status"] == "error"
+    lock = run.check("lockfile")
+    assert lock["status"] == "error" and "\n" not in lock["summary"]
+    assert "no Cargo.lock committed" in lock["summary"] and "offline" in lock["summary"]
+    assert run.check("advisories")["status"] == "error"
+    assert run.check("secrets")["status"] == "passed"  # the other checks still ran
 
 
 def test_unreadable_deny_toml(tmp_path: Path, advisory_db: Path) -> None:

@@ -1,6 +1,7 @@
 """security: three blocking checks, each reported on its own.
 
-- advisories: `cargo audit --deny warnings --json` on the workspace's Cargo.lock;
+- advisories: `cargo audit --deny warnings --json` on the workspace's Cargo.lock (none
+  committed: one freshly resolved in a scratch copy, ci/security/lockfile.py, and said so);
 - policy: `cargo deny check` (advisories, bans, licenses, sources) against deny.toml;
 - secrets: detect-secrets over the working tree (and all of git history with `--history`).
 
@@ -17,6 +18,7 @@ import argparse
 import contextlib
 import importlib.metadata
 import json
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,12 +26,13 @@ from pathlib import Path
 
 from ci import tools
 from ci.contract import Clock, StageContext
-from ci.errors import ConfigError, ToolMissing, WorkspaceError
+from ci.errors import ConfigError, ToolMissing
 from ci.result import CheckResult, Finding, StageResult, Status, atomic_write
-from ci.security import advisory_db, deps, sarif, secrets
+from ci.security import advisory_db, deps, lockfile, sarif, secrets
 from ci.settings import Settings
 
 CHECKS = ("advisories", "policy", "secrets")
+NO_LOCK = "not checked: no Cargo.lock to audit (see the lockfile check)"
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,11 @@ def cache_inputs(settings: Settings) -> dict[str, str] | None:
     """What a replayed security result also depends on: the advisory database (its commit
     and its age class: fresh, old, too old) and the cargo-deny policy file. None (run
     the stage) when the database is due to be fetched again (`fetch_interval`) or
-    there is none to identify. With `scan_history`, also the git history (every ref)."""
+    there is none to identify. With `scan_history`, also the git history (every ref).
+    A workspace that commits no lock file is never replayed: its graph is resolved
+    afresh by every run and changes as the registry does."""
+    if not (settings.workspace / lockfile.LOCK).is_file():
+        return {"uncacheable": "no Cargo.lock committed: the audited graph is resolved afresh"}
     cfg = db_config(settings)
     sec = settings.section("security")
     git = advisory_db.Git(settings.env)
@@ -152,18 +159,6 @@ def options(ctx: StageContext) -> Options:
     )
 
 
-def _lock_text(ctx: StageContext) -> str:
-    lock = ctx.workspace / "Cargo.lock"
-    try:
-        return lock.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WorkspaceError(
-            f"{lock} not found: run `cargo generate-lockfile` in {ctx.workspace} and commit it"
-        ) from None
-    except OSError as err:
-        raise WorkspaceError(f"{lock}: cannot read: {err.strerror}") from None
-
-
 def _first_line(output: str, default: str) -> str:
     for line in output.splitlines():
         text = line.strip()
@@ -206,22 +201,24 @@ def run_advisories(
     ctx: StageContext,
     opts: Options,
     db: advisory_db.AdvisoryDb,
-    lock_text: str,
+    lock: lockfile.LockFile,
     chk: CheckResult,
 ) -> list[Finding]:
     """`cargo audit` on the lock file against the resolved database, gated on its JSON."""
     if not db.usable:
         return _cannot_check(chk, not_checked(db), rule="not-checked")
+    if lock.path is None:
+        return _cannot_check(chk, NO_LOCK, rule="not-checked")
     exe, chk.tool_version = tools.resolve(
         ctx.runner, "cargo-audit", auto_install=opts.install_tools
     )
     ctx.runner.say(f"cargo-audit {chk.tool_version}")
     assert db.path is not None
-    cmd = [exe, "audit", "--json", "--deny", "warnings", "--file", "Cargo.lock"]
+    cmd = [exe, "audit", "--json", "--deny", "warnings", "--file", str(lock.path)]
     cmd += ["--db", str(db.path), "--no-fetch"]
-    res = ctx.runner.run(cmd, cwd=ctx.workspace, env=ctx.cargo_env(), capture=True)
+    res = ctx.runner.run(cmd, cwd=lock.manifest_dir, env=ctx.cargo_env(), capture=True)
     try:
-        findings = deps.parse_audit_json(res.stdout, lock_text, unmaintained=opts.unmaintained)
+        findings = deps.parse_audit_json(res.stdout, lock.text, unmaintained=opts.unmaintained)
     except ValueError:
         return _cannot_check(
             chk, _first_line(res.stderr, f"cargo audit failed (exit {res.returncode})")
@@ -233,6 +230,8 @@ def run_advisories(
     )
     if db.warning:
         chk.summary += f" (warning: {db.warning})"
+    if lock.fresh:
+        chk.summary += f" in a freshly resolved {lockfile.LOCK} (none is committed)"
     return findings
 
 
@@ -240,11 +239,13 @@ def run_policy(
     ctx: StageContext,
     opts: Options,
     db: advisory_db.AdvisoryDb,
-    lock_text: str,
+    lock: lockfile.LockFile,
     chk: CheckResult,
 ) -> list[Finding]:
     """`cargo deny check` with the project's deny.toml, gated on its JSON diagnostics.
     Without a usable advisory database it checks bans, licences and sources only."""
+    if lock.path is None:
+        return _cannot_check(chk, NO_LOCK, rule="not-checked")
     exe, chk.tool_version = tools.resolve(ctx.runner, "cargo-deny", auto_install=opts.install_tools)
     ctx.runner.say(f"cargo-deny {chk.tool_version}; policy {_rel(opts.deny_config, ctx.workspace)}")
     config_data = advisory_db.read_deny_config(opts.deny_config)
@@ -257,19 +258,20 @@ def run_policy(
         ctx.runner.say("cargo-deny: advisories not checked (no database); bans, licences, sources")
     # cargo-deny --offline also resolves crates offline: fetch them first (a no-op when
     # they are in cargo's cache; air-gapped machines have them there).
-    fetched = ctx.cargo(["fetch", "--locked"], capture=True)
+    where = lock.manifest_dir  # the workspace, or the scratch copy beside a fresh lock
+    fetched = ctx.runner.run(
+        ["cargo", "fetch", "--locked"], cwd=where, env=ctx.cargo_env(), capture=True
+    )
     if not fetched.ok:
         return _cannot_check(chk, _first_line(fetched.stderr, "cargo fetch --locked failed"))
     cmd = [exe, "deny", "--format", "json", "--color", "never", "--workspace"]
-    cmd += ["--manifest-path", str(ctx.workspace / "Cargo.toml"), "--config", str(config)]
+    cmd += ["--manifest-path", str(where / "Cargo.toml"), "--config", str(config)]
     cmd += ["--offline", *which]
     # The JSON diagnostics arrive on stderr: capture them quietly and print findings instead.
-    res = ctx.runner.run(
-        cmd, cwd=ctx.workspace, env=ctx.cargo_env(), capture=True, echo_output=False
-    )
+    res = ctx.runner.run(cmd, cwd=where, env=ctx.cargo_env(), capture=True, echo_output=False)
     config_name = _rel(opts.deny_config, ctx.workspace)
     report = deps.parse_deny_json(
-        res.stderr, lock_text, config_file=config_name, unmaintained=opts.unmaintained
+        res.stderr, lock.text, config_file=config_name, unmaintained=opts.unmaintained
     )
     if not report.errors and not res.ok:
         # No summary line: cargo-deny did not get to check anything.
@@ -290,6 +292,8 @@ def run_policy(
     else:
         chk.status = Status.PASSED
         chk.summary = "policy satisfied"
+    if lock.fresh:
+        chk.summary += f" (freshly resolved {lockfile.LOCK})"
     return report.findings
 
 
@@ -347,21 +351,25 @@ def run(ctx: StageContext) -> StageResult:
     or cannot run (an unreachable advisory database is "not checked", never a pass)."""
     opts = options(ctx)
     needs_lock = {"advisories", "policy"} & set(opts.checks)
-    lock_text = _lock_text(ctx) if needs_lock else ""
-    db = find_db(ctx, opts) if needs_lock else advisory_db.AdvisoryDb(None, "unused")
     clock = Clock()
+    artifacts: dict[str, str] = {}
     per_check: dict[str, list[Finding]] = {}
-    for name in opts.checks:
-        with ctx.runner.group(name), clock.check(name) as chk:
-            if name == "advisories":
-                found = run_advisories(ctx, opts, db, lock_text, chk)
-            elif name == "policy":
-                found = run_policy(ctx, opts, db, lock_text, chk)
-            else:
-                found = run_secrets(ctx, opts, chk)
-            ctx.runner.say(f"{name}: {chk.status.value} ({chk.summary})")
-        per_check[name] = found
-        clock.findings += found
+    with tempfile.TemporaryDirectory(prefix="cipipe-security-") as scratch:
+        lock = lockfile.LockFile("", ctx.workspace, None)
+        if needs_lock:
+            lock = _lockfile(ctx, opts, Path(scratch), clock, artifacts)
+        db = find_db(ctx, opts) if needs_lock else advisory_db.AdvisoryDb(None, "unused")
+        for name in opts.checks:
+            with ctx.runner.group(name), clock.check(name) as chk:
+                if name == "advisories":
+                    found = run_advisories(ctx, opts, db, lock, chk)
+                elif name == "policy":
+                    found = run_policy(ctx, opts, db, lock, chk)
+                else:
+                    found = run_secrets(ctx, opts, chk)
+                ctx.runner.say(f"{name}: {chk.status.value} ({chk.summary})")
+            per_check[name] = found
+            clock.findings += found
     sarif_path = ctx.artifacts_dir / "security.sarif"
     runs = [
         sarif.ToolRun(
@@ -372,6 +380,30 @@ def run(ctx: StageContext) -> StageResult:
             findings=[f.masked(ctx.runner.redact) for f in per_check[c.name]],
         )
         for c in clock.checks
+        if c.name in _TOOLS
     ]
     atomic_write(sarif_path, sarif.dumps(runs))
-    return clock.result(ctx.name, {"sarif": str(sarif_path)})
+    return clock.result(ctx.name, {"sarif": str(sarif_path), **artifacts})
+
+
+def _lockfile(
+    ctx: StageContext, opts: Options, scratch: Path, clock: Clock, artifacts: dict[str, str]
+) -> lockfile.LockFile:
+    """The committed lock file, or one freshly resolved in a scratch copy; a `lockfile`
+    check says so (no check when the workspace commits one: nothing to say)."""
+    lock = lockfile.resolve(
+        ctx.runner, ctx.workspace, scratch, ctx.cargo_env(), offline=opts.db.offline
+    )
+    if not lock.fresh:
+        return lock
+    with ctx.runner.group("lockfile"), clock.check("lockfile") as chk:
+        chk.summary = lock.describe()
+        if lock.path is None:
+            chk.status = Status.ERROR
+            clock.findings.append(Finding("lockfile", lock.problem, rule="no-lockfile"))
+        else:
+            kept = ctx.artifacts_dir / lockfile.LOCK  # the graph audited, for the record
+            atomic_write(kept, lock.text)
+            artifacts["lockfile"] = str(kept)
+        ctx.runner.say(f"lockfile: {chk.status.value} ({chk.summary})")
+    return lock
