@@ -235,6 +235,22 @@ def test_missing_lock_file_is_resolved_in_a_scratch_copy_and_said_so(
     assert sorted(p.relative_to(ws) for p in ws.rglob("*")) == before
 
 
+def test_an_untracked_lock_file_is_not_taken_for_the_committed_one(
+    tmp_path: Path, advisory_db: Path
+) -> None:
+    # A library that ignores Cargo.lock: the one a build wrote here is of unknown age.
+    ws = copy_fixture("vulnerable", tmp_path)
+    (ws / ".gitignore").write_text("Cargo.lock\ntarget\n")
+    git(ws, "init", "-q")
+    git(ws, "add", "-A")
+    git(ws, "commit", "-qm", "library without a lock file")
+    run = run_stage(
+        tmp_path, ws, "--only", "advisories", db=advisory_db, CIPIPE_SECURITY__OFFLINE="false"
+    )
+    assert "freshly resolved" in run.check("lockfile")["summary"], run.output
+    assert run.check("advisories")["status"] == "failed"
+
+
 def test_missing_lock_file_that_cannot_be_resolved_says_why(
     tmp_path: Path, advisory_db: Path
 ) -> None:

@@ -51,6 +51,21 @@ def packages(text: str) -> int:
     return sum(line.strip() == "[[package]]" for line in text.splitlines())
 
 
+def _tracked(runner: Runner, workspace: Path, env: Mapping[str, str]) -> bool:
+    """Whether the lock file is committed: tracked by git, or (outside git, where nothing
+    tells) simply present."""
+    res = runner.run(
+        ["git", "ls-files", "--error-unmatch", LOCK],
+        cwd=workspace,
+        env=dict(env),
+        capture=True,
+        echo_output=False,
+    )
+    if res.ok:
+        return True
+    return "not a git repository" in res.stderr or "not a git repository" in res.stdout
+
+
 def _first_error(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     return next((x for x in lines if x.startswith("error")), lines[0] if lines else "")
@@ -68,11 +83,14 @@ def resolve(
     `offline`: resolve from cargo's local registry cache only. A resolution that fails
     comes back as a LockFile with `problem` set to one line saying why."""
     committed = workspace / LOCK
-    if committed.is_file():
+    if committed.is_file() and _tracked(runner, workspace, env):
         return LockFile(committed.read_text(encoding="utf-8"), workspace, committed)
     copy = scratch / "workspace"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(workspace, copy, symlinks=True, ignore=shutil.ignore_patterns(*_SKIP))
+    # An untracked lock was written by some earlier build here (or by a stage running
+    # beside this one): not the committed graph, and of unknown age. Resolve afresh.
+    (copy / LOCK).unlink(missing_ok=True)
     runner.say(f"no {LOCK} committed: resolving one in a scratch copy ({copy})")
     args = ["cargo", "generate-lockfile", *(["--offline"] if offline else [])]
     res = runner.run(args, cwd=copy, env=dict(env), capture=True)
