@@ -104,6 +104,8 @@ def test_targets(
         for target in pkg.get("targets", []):
             if not wanted & set(target.get("kind", [])):
                 continue
+            if target.get("test") is False and "test" in wanted:
+                continue  # `test = false`: `cargo test` never runs it, whatever the features
             needs = target.get("required-features") or []
             missing = () if on is None else tuple(f for f in needs if not _satisfied(f, on, pkg))
             if missing:

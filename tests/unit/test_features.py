@@ -19,6 +19,7 @@ def meta() -> dict:
             {"name": "metered", "kind": ["test"], "required-features": ["metrics"]},
             {"name": "serde_t", "kind": ["test"], "required-features": ["serde/derive"]},
             {"name": "tool", "kind": ["bin"], "required-features": ["metrics"]},
+            {"name": "visual", "kind": ["test"], "test": False, "required-features": ["x"]},
         ],
     }
     return {"workspace_members": ["p"], "packages": [pkg]}
@@ -51,3 +52,8 @@ def test_no_default_features_and_all_features() -> None:
 def test_bins_are_judged_the_same_way() -> None:
     built, gated = targets_of(meta(), FeatureSet(features=("book/metrics",)), ("bin",))
     assert built == ["tool"] and not gated
+
+
+def test_a_target_cargo_test_never_runs_is_neither_built_nor_listed() -> None:
+    built, gated = targets_of(meta(), FeatureSet(all_features=True))
+    assert "visual" not in built and not gated
