@@ -256,19 +256,21 @@ class Settings:
 
     def config_path(self, section: Section, key: str) -> Path | None:
         """A path setting of the workspace's configuration, relative to the file that set
-        it (the environment's: to the project root). A default naming a file the
-        workspace lacks (deny.toml) is the pipeline project's own."""
+        it (the environment's: to the project root). A default is looked for in the
+        workspace's own folder (as cargo tools look for theirs); None when it is not
+        there, so the caller uses the pipeline's own default."""
         parts = [*filter(None, section.name.split(".")), key]
         env_name = ENV_PREFIX + "__".join(parts).upper()
         node: Any = self.found.table
         for part in parts:
             node = node.get(part) if isinstance(node, Mapping) else None
-        if env_name in self.env or self.found.path is None:
+        if env_name in self.env:
             return section.path(key)
-        path = section.path(key, base=self.found.path.parent)
-        if node is None and path is not None and not path.exists():
-            return section.path(key)
-        return path
+        if node is not None and self.found.path is not None:
+            return section.path(key, base=self.found.path.parent)
+        base = self.found.path.parent if self.found.path is not None else self.workspace
+        path = section.path(key, base=base)
+        return path if path is not None and path.exists() else None
 
     @property
     def top(self) -> Section:

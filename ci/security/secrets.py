@@ -32,8 +32,9 @@ from ci.redact import mask_value
 from ci.result import Finding
 from ci.runner import Runner, require
 
-# Never scanned: build output and git internals, wherever they are.
-ALWAYS_EXCLUDE = (r"(^|/)target/", r"(^|/)\.git/")
+# Never scanned: build output and git internals, wherever they are, and the record cargo
+# writes into every published crate (its commit's sha1: high entropy, no secret).
+ALWAYS_EXCLUDE = (r"(^|/)target/", r"(^|/)\.git/", r"(^|/)\.cargo_vcs_info\.json$")
 _EXCLUDE_FILTER = "detect_secrets.filters.regex.should_exclude_file"
 MAX_BLOB_BYTES = 1_000_000  # history: larger blobs are data, not config
 

@@ -32,6 +32,7 @@ from ci.security import advisory_db, deps, lockfile, sarif, secrets
 from ci.settings import Settings
 
 CHECKS = ("advisories", "policy", "secrets")
+DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "deny.toml"
 NO_LOCK = "not checked: no Cargo.lock to audit (see the lockfile check)"
 
 
@@ -109,7 +110,7 @@ def cache_inputs(settings: Settings) -> dict[str, str] | None:
     age_class = (
         "refused" if age > cfg.max_age_days else "old" if age > cfg.warn_age_days else "fresh"
     )
-    deny = settings.config_path(sec, "deny_config") or settings.root / "deny.toml"
+    deny = policy_file(settings)
     try:
         policy = deny.read_text(encoding="utf-8")
     except OSError:
@@ -135,6 +136,13 @@ def _history_id(settings: Settings) -> str | None:
     return (head or b"no HEAD").decode().strip() + "\n" + refs.decode("utf-8", "replace")
 
 
+def policy_file(settings: Settings) -> Path:
+    """The cargo-deny policy: the workspace's own (security.deny_config of its
+    configuration, else a deny.toml beside its Cargo.toml), else the pipeline's default
+    ci/deny.toml. Another project's policy (the reference's) never judges it."""
+    return settings.config_path(settings.section("security"), "deny_config") or DEFAULT_POLICY
+
+
 def options(ctx: StageContext) -> Options:
     """Read settings and arguments; ConfigError on anything malformed."""
     sec = ctx.settings.section("security")
@@ -150,7 +158,7 @@ def options(ctx: StageContext) -> Options:
     return Options(
         checks=checks,
         db=db_config(ctx.settings),
-        deny_config=ctx.settings.config_path(sec, "deny_config") or ctx.settings.root / "deny.toml",
+        deny_config=policy_file(ctx.settings),
         baseline=sec.path("secrets_baseline", base=ctx.workspace),
         history=args.history or sec.flag("scan_history"),
         unmaintained=sec.choice("unmaintained", ("warn", "deny")),
@@ -294,6 +302,8 @@ def run_policy(
         chk.summary = "policy satisfied"
     if lock.fresh:
         chk.summary += f" (freshly resolved {lockfile.LOCK})"
+    if opts.deny_config == DEFAULT_POLICY:
+        chk.summary += " (the pipeline's default policy ci/deny.toml: the workspace has none)"
     return report.findings
 
 

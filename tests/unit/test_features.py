@@ -57,3 +57,13 @@ def test_bins_are_judged_the_same_way() -> None:
 def test_a_target_cargo_test_never_runs_is_neither_built_nor_listed() -> None:
     built, gated = targets_of(meta(), FeatureSet(all_features=True))
     assert "visual" not in built and not gated
+
+
+def test_a_report_without_coverable_lines_is_told_apart(tmp_path) -> None:
+    from ci.stages.coverage import coverable
+
+    empty = tmp_path / "empty.xml"
+    empty.write_text('<?xml version="1.0"?><coverage lines-covered="0" lines-valid="0"/>')
+    some = tmp_path / "some.xml"
+    some.write_text('<?xml version="1.0"?><coverage lines-covered="1" lines-valid="2"/>')
+    assert not coverable(empty) and coverable(some)

@@ -64,10 +64,11 @@ def test_with_db_points_cargo_deny_at_the_local_database(tmp_path: Path) -> None
     assert advisory_db.with_db({}, tmp_path, 1)["advisories"]["db-path"] == str(tmp_path)
 
 
-def test_project_deny_toml_is_current_schema() -> None:
+@pytest.mark.parametrize("policy", ["deny.toml", "ci/deny.toml"])
+def test_project_deny_toml_is_current_schema(policy: str) -> None:
     import tomllib
 
-    doc = tomllib.loads((HERE.parent.parent.parent / "deny.toml").read_text(encoding="utf-8"))
+    doc = tomllib.loads((HERE.parent.parent.parent / policy).read_text(encoding="utf-8"))
     removed = {"vulnerability", "notice", "severity-threshold"}
     assert not removed & set(doc["advisories"]), "keys removed in cargo-deny 0.16+"
     assert not {"unlicensed", "copyleft", "default", "deny"} & set(doc["licenses"])
@@ -395,3 +396,12 @@ def test_tools_table_and_version_parsing() -> None:
     assert tools.parse_version("nothing") is None
     with pytest.raises(ConfigError, match="pinned tools"):
         tools.get("cargo-nope")
+
+
+def test_cargo_s_own_vcs_record_is_never_scanned() -> None:
+    # Every published crate carries .cargo_vcs_info.json with its commit's sha1: a hex
+    # string of high entropy that is no secret (the corpus found it in every crate).
+    patterns = secrets.compile_excludes(secrets.ALWAYS_EXCLUDE)
+    assert secrets.excluded(".cargo_vcs_info.json", patterns)
+    assert secrets.excluded("member/.cargo_vcs_info.json", patterns)
+    assert not secrets.excluded("src/cargo_vcs_info.json.rs", patterns)

@@ -109,6 +109,17 @@ def test_deny_config_of_a_workspace_is_relative_to_its_file(tmp_path: Path) -> N
     assert ref.config_path(ref.section("security"), "deny_config") == ROOT / "deny.toml"
 
 
+def test_the_reference_policy_never_judges_another_workspace(tmp_path: Path) -> None:
+    from ci.stages.security import policy_file
+
+    other = crate(tmp_path / "other")
+    s = load(ROOT, {"CIPIPE_WORKSPACE": str(other)})
+    assert policy_file(s) == DEFAULTS_FILE.with_name("deny.toml")  # the pipeline's default
+    (other / "deny.toml").write_text("[licenses]\nallow = []\n")
+    assert policy_file(s) == other / "deny.toml"  # the workspace's own, found like cargo-deny
+    assert policy_file(load(ROOT, {})) == ROOT / "deny.toml"
+
+
 def test_the_gate_table_and_summary_say_which_file_configured_the_run(tmp_path: Path) -> None:
     from ci.report import markdown, table
     from ci.result import StageResult, Status, read_result, write_result
