@@ -4,6 +4,8 @@ that owns a binary, and nextest with JUnit."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,16 +148,23 @@ def package_name(package_id: str) -> str:
 
 def build_tests(
     ctx: StageContext, selection: Sequence[str], env: dict[str, str] | None = None
-) -> tuple[list[TestBinary], CommandResult]:
-    """`cargo test --workspace <selection> --no-run`: the test executables, from cargo's
-    JSON messages. The whole workspace is built, so features resolve as in every run."""
+) -> tuple[list[TestBinary], CommandResult, list[str]]:
+    """`cargo test --workspace <selection> --no-run`: the test executables and the folders
+    build scripts linked native libraries from, from cargo's JSON messages. The whole
+    workspace is built, so features resolve as in every run."""
     args = ["cargo", "test", "--workspace", *selection, "--no-run"]
     args += ["--message-format=json-render-diagnostics"]
     res = ctx.runner.run(
         args, cwd=ctx.workspace, env={**ctx.cargo_env(), **(env or {})}, capture=True
     )
     found = []
+    native: dict[str, None] = {}  # folders build scripts linked native libraries from
     for msg in json_lines(res.stdout):
+        if msg.get("reason") == "build-script-executed":
+            # Native libraries a build script links: the test binaries load them at run
+            # time from these folders (cargo adds them to the loader path, so do we).
+            for linked in msg.get("linked_paths", []):
+                native.setdefault(str(linked).rpartition("=")[2], None)
         if msg.get("reason") != "compiler-artifact" or not msg.get("executable"):
             continue
         if not msg.get("profile", {}).get("test"):
@@ -164,7 +173,7 @@ def build_tests(
         name = package_name(msg["package_id"])
         exe = Path(msg["executable"])
         found.append(TestBinary(name, msg["target"]["name"], exe, manifest.parent))
-    return found, res
+    return found, res, list(native)
 
 
 def libtest(
@@ -178,16 +187,19 @@ def libtest(
     built once; those of `packages` (all when None) are run the way cargo runs them (in
     their package folder, with cargo's variables). Results come from libtest's stable
     output; the JUnit report is written from them. Extra posargs are test-name filters."""
-    binaries, build = build_tests(ctx, selection, env)
+    binaries, build, native = build_tests(ctx, selection, env)
     if not build.ok:
         return TestRun(build.returncode, [], None, build.output)
     wanted = [b for b in binaries if packages is None or b.package in packages]
     output: list[str] = []
     code = 0
+    base = {**ctx.cargo_env(), **(env or {})}
+    deps = list(dict.fromkeys(str(b.path.parent) for b in wanted))
+    loader = loader_path(ctx, [*deps, *native], base) if wanted else {}
     for binary in wanted:
         run_env = {
-            **ctx.cargo_env(),
-            **(env or {}),
+            **base,
+            **loader,
             "CARGO_MANIFEST_DIR": str(binary.manifest_dir),
             "CARGO_PKG_NAME": binary.package,
             "CARGO_CRATE_NAME": binary.target.replace("-", "_"),
@@ -205,6 +217,30 @@ def libtest(
     junit = ctx.artifacts_dir / "junit.xml"
     atomic_write(junit, mask_xml(junit_xml(cases), ctx.runner.redact))
     return TestRun(code, cases, junit, build.output + text, frozenset(b.package for b in wanted))
+
+
+_LOADER_VAR = {"darwin": "DYLD_FALLBACK_LIBRARY_PATH", "win32": "PATH"}
+
+
+def loader_path(
+    ctx: StageContext, folders: Sequence[str], env: Mapping[str, str]
+) -> dict[str, str]:
+    """The dynamic loader's search path as `cargo test` sets it for a test binary:
+    `folders` (the deps folder, those build scripts linked from), then the toolchain's
+    own library folder (a proc-macro crate's test binary links libstd dynamically)."""
+    var = _LOADER_VAR.get(sys.platform, "LD_LIBRARY_PATH")
+    libdir = ctx.runner.run(
+        ["rustc", "--print", "target-libdir"],
+        cwd=ctx.workspace,  # a rust-toolchain.toml there picks the toolchain
+        env=dict(env),
+        capture=True,
+        echo_output=False,
+    )
+    paths = list(folders)
+    if libdir.ok and libdir.stdout.strip():
+        paths.append(libdir.stdout.strip())
+    existing = env.get(var) or os.environ.get(var, "")
+    return {var: os.pathsep.join([*paths, *([existing] if existing else [])])}
 
 
 def run_tests_check(

@@ -68,3 +68,12 @@ def test_coverage_lists_the_skipped_target_and_runs_it_with_its_features(fixture
     # `triple` exists only with the feature: measured, so the gated target ran.
     cobertura = Path(data["artifacts"]["cobertura"]).read_text()
     assert re.search(r'<line number="10" hits="[1-9]', cobertura), cobertura
+
+
+def test_a_proc_macro_crate_s_unit_tests_run_as_cargo_runs_them(fixture_env) -> None:
+    # Its test binary needs the toolchain's libstd-*.so at run time: cargo puts the
+    # sysroot's library folder on the loader path, and so must the libtest runner.
+    env = fixture_env("proc_macro", CIPIPE_UNIT__RUNNER="libtest")
+    r = run_nox(["unit"], env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "tests: 1 passed, 0 failed" in result(env, "unit")["summary"]
