@@ -38,7 +38,11 @@ CASES = (
     Case("rustversion", "proc-macro with a build script", (Crate("rustversion", "1.0.17"),)),
     Case("semver", "build script, nightly-only bench", (Crate("semver", "1.0.23"),)),
     Case("smallvec", "test target behind required-features", (Crate("smallvec", "1.13.2"),)),
-    Case("lazy_static", "ships its Cargo.lock", (Crate("lazy_static", "1.5.0"),)),
+    Case(
+        "lazy_static",
+        "ships a Cargo.lock its .gitignore excludes",
+        (Crate("lazy_static", "1.5.0"),),
+    ),
     Case(
         "enumflags2 workspace",
         "two members (lib + its proc-macro), no Cargo.lock",
@@ -156,4 +160,6 @@ def test_pipeline_verdicts_equal_the_crate_s_own(
     # Nothing of the reference workspace's configuration reached this crate.
     text = "\n".join(json.dumps(r) for r in results.values())
     assert "trading-core" not in text and "trading-system" not in text
-    assert all("the pipeline's defaults" in r["config"] for r in results.values())
+    # The stages that ran say which file configured them: the crate configures nothing.
+    configured = [r["config"] for r in results.values() if r["status"] != "blocked"]
+    assert configured and all("the pipeline's defaults" in c for c in configured)
