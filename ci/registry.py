@@ -69,7 +69,7 @@ STAGES: tuple[StageSpec, ...] = (
         "Formatting (cargo fmt --check) and lints (cargo clippy -D warnings).",
         "ci.stages.lint:run",
         cache=True,
-        reads=(),
+        reads=("cargo",),
     ),
     StageSpec(
         "security",
@@ -86,7 +86,7 @@ STAGES: tuple[StageSpec, ...] = (
         needs=("lint",),
         starts_after=(),  # builds and tests beside lint; a red lint still blocks it
         cache=True,
-        reads=("unit",),
+        reads=("unit", "cargo"),
     ),
     StageSpec(
         "integration",
@@ -96,7 +96,7 @@ STAGES: tuple[StageSpec, ...] = (
         starts_after=(),  # services and tests beside lint and unit; both still gate it
         python=("docker==7.2.0",),
         cache=True,
-        reads=("integration", "services"),
+        reads=("integration", "services", "cargo"),
     ),
     StageSpec(
         "bench",
@@ -117,7 +117,7 @@ STAGES: tuple[StageSpec, ...] = (
         python=("docker==7.2.0", "codecov-cli==11.3.1"),
         outputs=("verdict", "total"),
         cache=True,
-        reads=("coverage", "unit", "integration", "services", "history"),
+        reads=("coverage", "unit", "integration", "services", "history", "cargo"),
     ),
     StageSpec(
         "load",

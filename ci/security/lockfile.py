@@ -6,6 +6,7 @@ never written to, and the result says the audited graph was freshly resolved."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,19 +52,23 @@ def packages(text: str) -> int:
     return sum(line.strip() == "[[package]]" for line in text.splitlines())
 
 
-def _tracked(runner: Runner, workspace: Path, env: Mapping[str, str]) -> bool:
-    """Whether the lock file is committed: tracked by git, or (outside git, where nothing
-    tells) simply present."""
-    res = runner.run(
-        ["git", "ls-files", "--error-unmatch", LOCK],
-        cwd=workspace,
-        env=dict(env),
-        capture=True,
-        echo_output=False,
-    )
-    if res.ok:
-        return True
-    return "not a git repository" in res.stderr or "not a git repository" in res.stdout
+def committed(workspace: Path) -> bool:
+    """Whether the workspace's lock file is committed: tracked by git, or (outside git,
+    where nothing tells) simply present."""
+    if not (workspace / LOCK).is_file():
+        return False
+    try:
+        res = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", LOCK],
+            cwd=workspace,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return True  # no git to ask: the file is all there is
+    return res.returncode == 0 or "not a git repository" in res.stderr
 
 
 def _first_error(output: str) -> str:
@@ -82,9 +87,9 @@ def resolve(
     """The committed lock file, else one resolved in `scratch` (a copy of the workspace).
     `offline`: resolve from cargo's local registry cache only. A resolution that fails
     comes back as a LockFile with `problem` set to one line saying why."""
-    committed = workspace / LOCK
-    if committed.is_file() and _tracked(runner, workspace, env):
-        return LockFile(committed.read_text(encoding="utf-8"), workspace, committed)
+    lock = workspace / LOCK
+    if committed(workspace):
+        return LockFile(lock.read_text(encoding="utf-8"), workspace, lock)
     copy = scratch / "workspace"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(workspace, copy, symlinks=True, ignore=shutil.ignore_patterns(*_SKIP))

@@ -86,7 +86,7 @@ def cache_inputs(settings: Settings) -> dict[str, str] | None:
     there is none to identify. With `scan_history`, also the git history (every ref).
     A workspace that commits no lock file is never replayed: its graph is resolved
     afresh by every run and changes as the registry does."""
-    if not (settings.workspace / lockfile.LOCK).is_file():
+    if not lockfile.committed(settings.workspace):
         return {"uncacheable": "no Cargo.lock committed: the audited graph is resolved afresh"}
     cfg = db_config(settings)
     sec = settings.section("security")

@@ -88,6 +88,7 @@ PLACES: tuple[tuple[str, int], ...] = (
     ("ci.history.*", SHARED),
     ("ci.github.*", SHARED),
     ("ci.cargo", SHARED),
+    ("ci.features", SHARED),
     ("ci.parsers", SHARED),
     ("ci.tools", SHARED),
     # 6 base
@@ -95,6 +96,7 @@ PLACES: tuple[tuple[str, int], ...] = (
     ("ci.contract", BASE),
     ("ci.result", BASE),
     ("ci.settings", BASE),
+    ("ci.workspace_config", BASE),
     ("ci.runner", BASE),
     ("ci.console", BASE),
     ("ci.redact", BASE),
