@@ -130,6 +130,15 @@ def health_breach(probes: Sequence[tuple[bool, str]], failures: int) -> Breach |
     return Breach(HEALTH, f"{failures} consecutive /health failures (last: {last[-1][1]})")
 
 
+def scrape_breach(scrapes: Sequence[tuple[bool, str]], failures: int) -> Breach | None:
+    """`failures` consecutive failed metric scrapes of the new colour (oldest first): a
+    colour that cannot say how it serves is treated like one failing its health probe."""
+    last = scrapes[-failures:]
+    if len(last) < failures or any(ok for ok, _ in last):
+        return None
+    return Breach(HEALTH, f"{failures} consecutive failed /metrics scrapes (last: {last[-1][1]})")
+
+
 def alerts(s: Sample, th: Thresholds) -> list[str]:
     """Alerting thresholds the sample is over (reported, not acted on)."""
     out = []
@@ -177,7 +186,12 @@ def relative(
 
 
 def judge(
-    new: Sequence[Sample], old: Sequence[Sample], th: Thresholds, new_weight: int = 50
+    new: Sequence[Sample],
+    old: Sequence[Sample],
+    th: Thresholds,
+    new_weight: int = 50,
+    *,
+    looks: int = 1,
 ) -> Judgement:
     """The verdict on a finished bake window. Latencies are compared only when the split
     gives each colour at least `relative_min_weight` percent: on a lopsided split the

@@ -7,6 +7,7 @@ incident report written and an issue opened."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ci.result import atomic_write
 from ci.runner import Runner
 from ci.settings import Settings
 from deploy import notify
@@ -21,6 +23,7 @@ from deploy.errors import DeployError, PreconditionFailed, ReleaseUnhealthy
 from deploy.notify import Message
 from deploy.record import DeploymentLog
 from deploy.rollout import incident, state
+from deploy.rollout.analysis import Breach
 from deploy.rollout.backend import Backend, Release
 from deploy.rollout.config import COLOURS, ProductionConfig, other
 from deploy.rollout.controller import Controller, Outcome
@@ -49,6 +52,8 @@ class Parts:
     github: Records | None
     notifier: notify.Notifier
     view: View
+    clock: Callable[[], float] = time.monotonic  # the controller's (tests: a fake clock)
+    sleep: Callable[[float], None] = time.sleep
 
 
 class Flow:
@@ -122,8 +127,9 @@ class Flow:
         return Release(version, image, revision, env)
 
     # ---- running ---------------------------------------------------------------------
-    def controller(self) -> Controller:
-        """A controller saving its state under state_dir, watching for a manual abort."""
+    def controller(self, rollout_id: str) -> Controller:
+        """A controller saving its state under state_dir, watching for a manual abort
+        of rollout `rollout_id`."""
         folder = self.cfg.state_dir
         return Controller(
             self.cfg,
@@ -131,27 +137,36 @@ class Flow:
             self.p.view,
             self.say,
             lambda st: state.save(folder, st),
-            manual=lambda: _take_abort(folder),
+            clock=self.p.clock,
+            sleep=self.p.sleep,
+            manual=lambda: take_abort(folder, rollout_id),
         )
 
     def recover_previous(self) -> None:
         """Finish what a killed controller left, before anything new."""
         previous = state.load(self.cfg.state_dir)
-        how = state.recovery(previous)
-        if previous is None or how == "none":
+        if previous is None or previous.recorded:
+            return
+        if not previous.active:  # finished, killed before its record was closed
+            self.say(f"the rollout of {previous.version} ended {previous.phase}: recording it")
+            breach = None if previous.phase == "done" else Breach(previous.trigger, previous.reason)
+            out = Outcome(previous.phase == "done", breach)
+            ctl = self.controller(previous.id)
+            self.conclude(previous, out, ctl, dep_id=previous.dep_id, gh_id=previous.github_id)
             return
         self.say(
             f"an unfinished rollout of {previous.version} ({previous.phase}, step "
-            f"{previous.step + 1}) was found: finishing it {how}"
+            f"{previous.step + 1}) was found: finishing it first"
         )
-        ctl = self.controller()
-        out = ctl.recover(previous, how)
+        ctl = self.controller(previous.id)
+        out = ctl.recover(previous)
         self.conclude(previous, out, ctl, dep_id=previous.dep_id, gh_id=previous.github_id)
 
     def run(self, st: RolloutState, release: Release) -> Outcome:
         """The rollout itself, then its records."""
+        (self.cfg.state_dir / ABORT_FILE).unlink(missing_ok=True)  # meant for another run
         state.save(self.cfg.state_dir, st)
-        ctl = self.controller()
+        ctl = self.controller(st.id)
         out = ctl.deploy(st, release)
         self.conclude(st, out, ctl, dep_id=self.dep_id, gh_id=self.gh_id)
         return out
@@ -165,24 +180,43 @@ class Flow:
         dep_id: str | None,
         gh_id: int | None,
     ) -> None:
-        """Close the record; after a rollback: report, issue, notification."""
+        """Close the record; after a rollback: report, issue, notification. Then mark the
+        state recorded (a controller killed before that point has its successor close
+        the record: at least once)."""
         if out.ok:
-            self.p.log.finish(
-                dep_id,
-                "succeeded",
-                {"colour": st.new, "image": st.image, "alerts": len(ctl.alerts)},
+            self._succeeded(st, ctl, dep_id, gh_id)
+        else:
+            self._rolled_back(st, out, ctl, dep_id, gh_id)
+        st.recorded = True
+        state.save(self.cfg.state_dir, st)
+
+    def _succeeded(
+        self, st: RolloutState, ctl: Controller, dep_id: str | None, gh_id: int | None
+    ) -> None:
+        self.p.log.finish(
+            dep_id,
+            "succeeded",
+            {"colour": st.new, "image": st.image, "alerts": len(ctl.alerts)},
+        )
+        self.gh_status("success", f"{st.version} serves 100% on {st.new}", gh_id)
+        self.notify(
+            Message(
+                f"production: {st.version} live on {st.new}",
+                (
+                    f"steps {st.steps} passed; {st.old or 'no old colour'} stopped",
+                    f"image {st.image}",
+                ),
             )
-            self.gh_status("success", f"{st.version} serves 100% on {st.new}", gh_id)
-            self.notify(
-                Message(
-                    f"production: {st.version} live on {st.new}",
-                    (
-                        f"steps {st.steps} passed; {st.old or 'no old colour'} stopped",
-                        f"image {st.image}",
-                    ),
-                )
-            )
-            return
+        )
+
+    def _rolled_back(
+        self,
+        st: RolloutState,
+        out: Outcome,
+        ctl: Controller,
+        dep_id: str | None,
+        gh_id: int | None,
+    ) -> None:
         assert out.breach is not None
         folder = self.p.settings.out_dir / "production" / f"incident-{st.id}"
         report, text = incident.write(
@@ -251,20 +285,44 @@ def new_state(
     )
 
 
-def request_abort(folder: Path, who: str) -> None:
-    """Ask a running controller to roll back (a file it checks at every sample)."""
+def request_abort(folder: Path, who: str, rollout_id: str) -> None:
+    """Ask the controller running rollout `rollout_id` to roll back (a file it checks
+    at every sample; any other rollout ignores and removes it)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / ABORT_FILE).write_text(who + "\n", encoding="utf-8")
+    atomic_write(folder / ABORT_FILE, json.dumps({"who": who, "rollout": rollout_id}) + "\n")
 
 
-def _take_abort(folder: Path) -> str | None:
+def take_abort(folder: Path, rollout_id: str) -> str | None:
+    """Who asked rollout `rollout_id` to roll back, consuming the request; None when
+    nobody did (a request for another rollout is dropped)."""
     path = folder / ABORT_FILE
     try:
-        who = path.read_text(encoding="utf-8").strip()
-    except OSError:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
     path.unlink(missing_ok=True)
-    return who or "someone"
+    if not isinstance(data, dict) or data.get("rollout") != rollout_id:
+        return None
+    return str(data.get("who") or "someone")
+
+
+def abort_result(folder: Path, st: RolloutState) -> str:
+    """The answer to `invoke rollback` after it asked a running rollout to stop: what
+    really happened. DeployError when it did not roll back (it had already passed and
+    was stopping the old colour, or is still running)."""
+    if st.phase == "rolled_back":
+        return f"rolled back: {st.old or 'nothing'} serves {st.old_version}".rstrip()
+    (folder / ABORT_FILE).unlink(missing_ok=True)
+    if st.phase == "done":
+        raise DeployError(
+            f"too late to roll back: {st.version} had passed every step and serves 100% on "
+            f"{st.new}; {st.old or 'nothing'} was already being stopped. To go back, run "
+            f"`invoke rollback` again (it switches to the previous good version)"
+        )
+    raise DeployError(
+        f"the rollout of {st.version} did not roll back ({st.phase}): check it with "
+        "`invoke deploy.proxy --status` and the state in [production] state_dir"
+    )
 
 
 def _seconds(value: float) -> timedelta:

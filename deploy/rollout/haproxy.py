@@ -99,8 +99,7 @@ class Runtime:
             reason = getattr(err, "strerror", None) or type(err).__name__
             raise ProxyError(
                 f"HAProxy's runtime API at {self.path} does not answer ({reason}): start it "
-                "(`invoke deploy.proxy --start`) or fix [production.haproxy] socket; "
-                "traffic was not changed"
+                "(`invoke deploy.proxy --start`) or fix [production.haproxy] socket"
             ) from None
         return b"".join(chunks).decode(errors="replace")
 

@@ -65,7 +65,10 @@ class SingleHost:
     # ---- state -----------------------------------------------------------------------
     def check(self) -> None:
         """HAProxy's socket answers and knows both servers."""
-        servers = haproxy_servers_of(self.runtime.stat())
+        try:
+            servers = haproxy_servers_of(self.runtime.stat())
+        except ProxyError as err:
+            raise ProxyError(f"{err}; traffic was not changed") from None
         missing = [c for c in COLOURS if c not in servers]
         if missing:
             raise ProxyError(
@@ -123,11 +126,24 @@ class SingleHost:
     def set_weights(self, weights: Mapping[str, int]) -> None:
         """Set both weights (the one being lowered first, so the sum never exceeds 100
         on the way), then read them back."""
-        order = sorted(COLOURS, key=lambda c: weights[c] - self.runtime.weight(c))
+        before = {c: self.runtime.weight(c) for c in COLOURS}
+        order = sorted(COLOURS, key=lambda c: weights[c] - before[c])
+        done: list[str] = []
         for colour in order:
-            if weights[colour] > 0:
-                self.runtime.set_state(colour, "ready")
-            self.runtime.set_weight(colour, weights[colour])
+            try:
+                if weights[colour] > 0:
+                    self.runtime.set_state(colour, "ready")
+                self.runtime.set_weight(colour, weights[colour])
+            except ProxyError as err:
+                if not done:
+                    raise  # nothing was set: the traffic is as it was
+                changed = ", ".join(f"{c} {before[c]} -> {weights[c]}" for c in done)
+                raise ProxyError(
+                    f"traffic partly changed: {changed} was set, then setting {colour} to "
+                    f"{weights[colour]} failed ({err}); the split is unknown until HAProxy "
+                    "answers again"
+                ) from None
+            done.append(colour)
         got = {c: self.runtime.weight(c) for c in COLOURS}
         if got != dict(weights):
             raise ProxyError(f"HAProxy reports weights {got} after setting {dict(weights)}")

@@ -25,7 +25,15 @@ from deploy.rollout import approvals, config, github, sign_off, signers, state
 from deploy.rollout.approvals import Request
 from deploy.rollout.backend import Backend
 from deploy.rollout.config import ProductionConfig, other
-from deploy.rollout.flow import Flow, Parts, RolledBack, new_state, request_abort, wait_for
+from deploy.rollout.flow import (
+    Flow,
+    Parts,
+    RolledBack,
+    abort_result,
+    new_state,
+    request_abort,
+    wait_for,
+)
 from deploy.rollout.haproxy import Daemon
 from deploy.rollout.live import View
 
@@ -206,19 +214,20 @@ def rollback(settings: Settings, runner: Runner, to: str) -> str:
         lock = state.locked(p.cfg.state_dir)
         lock.__enter__()
     except PreconditionFailed:
-        request_abort(p.cfg.state_dir, who)
+        running = state.load(p.cfg.state_dir)
+        request_abort(p.cfg.state_dir, who, running.id if running else "")
         runner.say(f"a rollout is running: asked it to roll back (manual trigger by {who})")
         done = wait_for(lambda: not (state.load(p.cfg.state_dir) or _done()).active, 120)
         st = state.load(p.cfg.state_dir)
         if not done or st is None:
             raise DeployError("the running rollout did not roll back within 120s") from None
-        return f"rolled back: {st.old or 'nothing'} serves {st.old_version} ({st.phase})"
+        return abort_result(p.cfg.state_dir, st)
     try:
         flow = Flow(p)
         previous = state.load(p.cfg.state_dir)
         if previous is not None and previous.active:
             p.backend.check()
-            ctl = flow.controller()
+            ctl = flow.controller(previous.id)
             out = ctl.rollback(previous, _manual(who))
             flow.conclude(previous, out, ctl, dep_id=previous.dep_id, gh_id=previous.github_id)
             return f"rolled back: {previous.old or 'nothing'} serves {previous.old_version}"
@@ -231,7 +240,7 @@ def rollback(settings: Settings, runner: Runner, to: str) -> str:
         release = flow.release(target, image, "", {})
         st = new_state(target, image, live, live_version, (100,), flow.dep_id, flow.gh_id)
         state.save(p.cfg.state_dir, st)
-        ctl = flow.controller()
+        ctl = flow.controller(st.id)
         out = ctl.switch(st, release)
         if not out.ok:
             p.log.finish(flow.dep_id, "failed", {"reason": out.breach.detail if out.breach else ""})
@@ -313,8 +322,8 @@ def proxy(settings: Settings, runner: Runner, action: str) -> str:
     if action == "start":
         live = state.load(cfg.state_dir)
         weights = {"blue": 0, "green": 0}
-        if live is not None and live.phase == "done":
-            weights[live.new] = 100
+        if live is not None and live.phase in ("done", "stopping_old"):
+            weights[live.new] = 100  # it had passed: the old colour may be stopped already
         elif live is not None and live.old:
             weights[live.old] = 100  # rolled back, or unfinished: the old colour serves
         started = daemon.start(weights)

@@ -1,11 +1,15 @@
-"""The rollout's state, persisted (atomically) after every step, so a controller killed
-at any point (SIGKILL, a lost runner) leaves enough for the next run to finish
-consistently: `recovery(state)` says what that run does first.
+"""The rollout's state, persisted (atomically, temp file + rename) BEFORE every external
+action (its `intent`) and after it, so a controller killed at any point (SIGKILL, a
+lost runner) leaves enough for the next run to finish consistently: `recovery(state,
+colours)` says what that run does first, from the recorded intent and the world read
+back.
 
 Phases, in order: started -> new_up (new colour started, 0%) -> shifting (a step's
-weights set) -> watching (100%, old colour still up) -> stopping_old -> done; or
-rolling_back -> rolled_back. A lock (flock on `lock`, released by the kernel when the
-process dies, however it dies) keeps two controllers apart.
+weights being set or set) -> watching (100%, old colour still up) -> stopping_old (the
+rollout passed: the decision is durable before the old colour is touched) -> done; or
+rolling_back (the trigger recorded before any traffic moves) -> rolled_back. A lock
+(flock on `lock`, released by the kernel when the process dies, however it dies) keeps
+two controllers apart.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ci.result import atomic_write
 from deploy.errors import PreconditionFailed
+from deploy.rollout.backend import ColourState
 
 ACTIVE = ("started", "new_up", "shifting", "watching", "stopping_old", "rolling_back")
 FILE = "rollout.json"
@@ -45,6 +50,8 @@ class RolloutState:
     started_at: str = ""
     reason: str = ""
     trigger: str = ""
+    intent: dict[str, Any] = field(default_factory=dict)  # the action under way, if any
+    recorded: bool = False  # its deployment record closed (after the end)
     events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -63,6 +70,8 @@ def load(folder: Path) -> RolloutState | None:
     except (OSError, ValueError) as err:
         raise PreconditionFailed(f"cannot read the rollout state {path}: {err}") from None
     known = RolloutState.__dataclass_fields__
+    if isinstance(data, dict) and "recorded" not in data:
+        data["recorded"] = data.get("phase") not in ACTIVE  # written before the field
     return RolloutState(**{k: v for k, v in data.items() if k in known})
 
 
@@ -72,14 +81,32 @@ def save(folder: Path, state: RolloutState) -> None:
     atomic_write(folder / FILE, json.dumps(asdict(state), indent=1, sort_keys=True) + "\n")
 
 
-def recovery(state: RolloutState | None) -> str:
-    """What a new run does about an unfinished rollout: "none" (nothing unfinished),
-    "forward" (it had passed every step: stop the old colour and close it), or
-    "rollback" (traffic back to the old colour, stop the new one)."""
+def recovery(state: RolloutState | None, seen: Mapping[str, ColourState] | None = None) -> str:
+    """What a new run does about an unfinished rollout, from what was recorded and what
+    runs (`seen`: the backend's colours, None when it could not be asked):
+
+    - "none": nothing unfinished;
+    - "rollback": a trigger was recorded (finish that rollback, first deployment or
+      not), or the rollout had not passed its steps: traffic to the old colour (read
+      back), stop the new one;
+    - "watch": it was in its final watch and the new colour runs: put (again) all
+      traffic on it and watch it again before the old colour goes;
+    - "forward": it had passed (recorded before the old colour was touched) and the new
+      colour runs: read back 0% on the old colour, stop it;
+    - "stuck": it had passed, yet neither colour runs: a person decides.
+    """
     if state is None or not state.active:
         return "none"
-    if state.phase in ("watching", "stopping_old") or not state.old:
-        return "forward"
+    if state.trigger or state.phase == "rolling_back":
+        return "rollback"
+    new_runs = seen is None or seen[state.new].running
+    old_runs = bool(state.old) and (seen is None or seen[state.old].running)
+    if state.phase == "stopping_old":
+        if new_runs:
+            return "forward"
+        return "rollback" if old_runs else "stuck"
+    if state.phase == "watching" and new_runs:
+        return "watch"
     return "rollback"
 
 

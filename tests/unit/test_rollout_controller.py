@@ -16,6 +16,7 @@ from deploy.health import Probe
 from deploy.rollout import analysis, config, state
 from deploy.rollout.backend import ColourState, Release
 from deploy.rollout.controller import Controller
+from deploy.rollout.haproxy import ProxyError
 from deploy.rollout.live import View
 from deploy.rollout.metrics import Counters
 from deploy.rollout.state import RolloutState
@@ -45,6 +46,13 @@ class FakeBackend:
     served: dict[str, float] = field(default_factory=lambda: {"blue": 0.0, "green": 0.0})
     failed: dict[str, float] = field(default_factory=lambda: {"blue": 0.0, "green": 0.0})
     last: float = 0.0
+    running: dict[str, bool] = field(default_factory=lambda: {"blue": True, "green": False})
+    proxy_down: bool = False  # the runtime API does not answer (like Runtime.command)
+    violations: list[str] = field(default_factory=list)  # a colour stopped with traffic
+
+    def _proxy(self) -> None:
+        if self.proxy_down:
+            raise ProxyError("HAProxy's runtime API does not answer (ConnectionRefusedError)")
 
     def _advance(self) -> None:
         dt = self.clock.now - self.last
@@ -61,13 +69,16 @@ class FakeBackend:
         self.calls.append(("check",))
 
     def colours(self) -> dict[str, ColourState]:
-        return {c: ColourState(c, True, "", "", w) for c, w in self.weights_now.items()}
+        self._proxy()
+        return {c: ColourState(c, self.running[c], "", "", w) for c, w in self.weights_now.items()}
 
     def start(self, colour: str, release: Release) -> None:
         self.calls.append(("start", colour, release.version))
+        self.running[colour] = True
 
     def set_weights(self, weights: dict[str, int]) -> None:
         self._advance()
+        self._proxy()
         self.calls.append(("weights", dict(weights)))
         self.weights_now = dict(weights)
 
@@ -77,8 +88,13 @@ class FakeBackend:
 
     def stop(self, colour: str, timeout: float) -> None:
         self.calls.append(("stop", colour))
+        if self.weights_now.get(colour, 0) > 0 and not self.proxy_down:
+            self.violations.append(f"{colour} stopped with {self.weights_now[colour]}%")
+        self.running[colour] = False
 
     def health(self, colour: str, timeout: float) -> Probe:
+        if not self.running[colour]:
+            return Probe(0, "connection refused")
         return Probe(503, "503 (fault injected)") if colour in self.unhealthy else Probe(200, "ok")
 
     def counters(self, colour: str, at: float, timeout: float) -> Counters:
@@ -147,7 +163,8 @@ def test_healthy_rollout_walks_every_step_then_stops_the_old_colour(tmp_path: Pa
     out, st, _ = run(tmp_path, backend, clock, cfg(tmp_path))
     assert out.ok and st.phase == "done"
     weights = [c[1]["green"] for c in backend.calls if c[0] == "weights"]
-    assert weights == [10, 50, 100]
+    # the last 100: re-asserted (idempotent) and read back before the old colour stops
+    assert weights == [10, 50, 100, 100]
     assert backend.calls[-2:] == [("drain", "blue"), ("stop", "blue")]
     assert clock.now >= 3 * 60 + 120  # three bakes and the final watch
     assert state.load(tmp_path).phase == "done"
@@ -214,8 +231,16 @@ def test_recovery_of_a_killed_controller() -> None:
     assert state.recovery(replace(base, phase="shifting", step=1)) == "rollback"
     assert state.recovery(replace(base, phase="new_up")) == "rollback"
     assert state.recovery(replace(base, phase="rolling_back")) == "rollback"
-    assert state.recovery(replace(base, phase="watching")) == "forward"
-    assert state.recovery(replace(base, phase="stopping_old")) == "forward"
+    # a recorded trigger is finished backwards, whatever the phase says
+    assert state.recovery(replace(base, phase="shifting", trigger="health")) == "rollback"
+    up = {c: ColourState(c, True) for c in ("blue", "green")}
+    green_down = {**up, "green": ColourState("green", False)}
+    none_up = {c: ColourState(c, False) for c in ("blue", "green")}
+    assert state.recovery(replace(base, phase="watching"), up) == "watch"
+    assert state.recovery(replace(base, phase="watching"), green_down) == "rollback"
+    assert state.recovery(replace(base, phase="stopping_old"), up) == "forward"
+    assert state.recovery(replace(base, phase="stopping_old"), green_down) == "rollback"
+    assert state.recovery(replace(base, phase="stopping_old"), none_up) == "stuck"
 
 
 def test_state_round_trips_and_the_lock_excludes_a_second_controller(tmp_path: Path) -> None:
