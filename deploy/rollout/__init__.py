@@ -14,8 +14,8 @@ a `backend.Backend` does the moving:
 - `k8s.Kubernetes`: a Deployment and a Service per colour and a Gateway API HTTPRoute
   whose backend weights split the traffic (deploy/k8s/), through kubectl.
 
-The decisions are pure functions tested without any of it: analysis.py (sustained
-breaches, inconclusive windows, the relative checks), stats.py (Mann-Whitney U, the
-two-proportion test), metrics.py (Prometheus text and HAProxy CSV into samples),
-state.py (what a rerun does after a controller died).
+The decisions are pure functions tested without any of it: analysis.py (rolling-window
+triggers, inconclusive windows, the relative checks), stats.py (Mann-Whitney U,
+Fisher's exact test, the exact binomial tail), metrics.py (Prometheus text and HAProxy
+CSV into samples), state.py (what a rerun does after a controller died).
 """

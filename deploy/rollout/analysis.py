@@ -1,17 +1,22 @@
 """The rollout's judgement, as pure functions over samples (metrics.Sample).
 
-- A trigger fires on a SUSTAINED breach: the new colour has been observed for the whole
-  window and every sample in it is over the threshold (a sample without enough
-  requests is no evidence of a breach). A spike shorter than the window never fires.
-  Argo Rollouts' and Flagger's failure counters fire on a cumulative count of bad
-  checks instead, so two blips an hour apart abort a healthy rollout.
-- Health: `health_failures` consecutive failed probes.
+- A trigger fires on the rolling WINDOW's aggregate: the new colour has been observed
+  for the whole window, and the window's requests and errors summed (latency: the
+  quantile of the window's merged histogram, i.e. of all its requests) breach the
+  threshold. Samples without traffic (the one at a step change) add nothing and take
+  nothing away, so a window spans step changes; errors in alternating slices count
+  as they add up. The error trigger also needs the excess to be significant (exact
+  binomial test at `alpha`): 1 error in 3 requests is no evidence of a 5% rate.
+- Health: `health_failures` consecutive failed probes; likewise failed scrapes of the
+  new colour's metrics.
 - At the end of a bake window the step is judged: fewer than `min_samples` samples
   with traffic is INCONCLUSIVE (the step holds; no promotion on no data); then the
   relative check compares the new colour with the old one over the same window (a rank
-  test on latency, a proportion test on errors) and aborts only when the difference is
-  both significant and large (`latency_ratio`, `error_ratio`), so two identical
-  versions never abort on noise.
+  test on latency, Fisher's exact test on errors) and aborts only when the difference
+  is both significant and large (`latency_ratio`, `error_ratio`). The rollout judges
+  several windows (each step and the final watch): `alpha` is their budget, shared
+  Bonferroni-style (alpha / looks per window), so the chance that two identical
+  versions abort anywhere in a rollout stays under `alpha`.
 - Alerting thresholds are reported, never acted on.
 """
 
@@ -21,8 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from deploy.rollout.config import Thresholds
-from deploy.rollout.metrics import Sample
-from deploy.rollout.stats import mann_whitney_greater, median, proportion_greater
+from deploy.rollout.metrics import Sample, merge, quantile
+from deploy.rollout.stats import binomial_greater, fisher_greater, mann_whitney_greater, median
 
 ERROR_RATE = "error-rate"
 LATENCY = "latency"
@@ -57,66 +62,59 @@ def with_data(samples: Sequence[Sample], min_requests: int) -> list[Sample]:
     return [s for s in samples if s.requests >= min_requests]
 
 
-def sustained(
-    samples: Sequence[Sample],
-    *,
-    now: float,
-    since: float,
-    window: float,
-    min_requests: int,
-    value: Callable[[Sample], float | None],
-    threshold: float,
-) -> list[float] | None:
-    """The values of the window's samples when EVERY one breaches `threshold` and the
-    colour has been observed (from `since`) for the whole window; else None."""
-    if now - since < window - 1e-6:
-        return None  # not watched for a whole window yet
-    recent = [s for s in samples if s.at > now - window + 1e-6]
-    if not recent:
-        return None
-    values = []
-    for s in recent:
-        v = value(s) if s.requests >= min_requests else None
-        if v is None or v <= threshold:
-            return None
-        values.append(v)
-    return values
+@dataclass(frozen=True)
+class Window:
+    """A rolling window's aggregate."""
+
+    samples: int
+    requests: int
+    errors: int
+    p99_ms: float | None
+
+    @property
+    def error_rate(self) -> float:
+        """errors / requests (0 without requests)."""
+        return self.errors / self.requests if self.requests else 0.0
+
+
+def window(samples: Sequence[Sample], *, now: float, length: float) -> Window:
+    """The samples of the last `length` seconds summed; p99 from their merged
+    histogram."""
+    recent = [s for s in samples if s.at > now - length + 1e-6]
+    merged = merge(s.buckets for s in recent)
+    p99 = quantile(0.99, merged)
+    return Window(
+        len(recent),
+        sum(s.requests for s in recent),
+        sum(s.errors for s in recent),
+        None if p99 is None else p99 * 1000,
+    )
 
 
 def triggers(
     samples: Sequence[Sample], *, now: float, since: float, th: Thresholds
 ) -> Breach | None:
-    """The first absolute trigger the new colour's samples fire, or None."""
-    errors = sustained(
-        samples,
-        now=now,
-        since=since,
-        window=th.error_window,
-        min_requests=th.min_requests,
-        value=lambda s: s.error_rate,
-        threshold=th.error_rate,
-    )
-    if errors is not None:
-        return Breach(
-            ERROR_RATE,
-            f"error rate over {th.error_rate:.1%} in all {len(errors)} samples of "
-            f"{th.error_window:g}s (min {min(errors):.1%}, max {max(errors):.1%})",
-        )
-    p99 = sustained(
-        samples,
-        now=now,
-        since=since,
-        window=th.p99_window,
-        min_requests=th.min_requests,
-        value=lambda s: s.p99_ms,
-        threshold=th.p99_ms,
-    )
-    if p99 is not None:
-        return Breach(
-            LATENCY,
-            f"p99 over {th.p99_ms:g} ms in all {len(p99)} samples of {th.p99_window:g}s "
-            f"(min {min(p99):.1f} ms, max {max(p99):.1f} ms)",
-        )
+    """The first absolute trigger the new colour's rolling windows fire, or None."""
+    need = th.min_requests * th.min_samples
+    if now - since >= th.error_window - 1e-6:
+        w = window(samples, now=now, length=th.error_window)
+        if w.requests >= need and w.error_rate > th.error_rate:
+            test = binomial_greater(w.errors, w.requests, th.error_rate)
+            if test.p_value < th.alpha:
+                return Breach(
+                    ERROR_RATE,
+                    f"error rate {w.error_rate:.1%} over the last {th.error_window:g}s "
+                    f"({w.errors}/{w.requests}) > {th.error_rate:.1%}, binomial "
+                    f"p={test.p_value:.2g} < {th.alpha:g}",
+                )
+    if now - since >= th.p99_window - 1e-6:
+        w = window(samples, now=now, length=th.p99_window)
+        if w.requests >= need and w.p99_ms is not None and w.p99_ms > th.p99_ms:
+            return Breach(
+                LATENCY,
+                f"p99 {w.p99_ms:.1f} ms over the last {th.p99_window:g}s ({w.requests} "
+                f"requests) > {th.p99_ms:g} ms",
+            )
     return None
 
 
@@ -151,11 +149,18 @@ def alerts(s: Sample, th: Thresholds) -> list[str]:
 
 
 def relative(
-    new: Sequence[Sample], old: Sequence[Sample], th: Thresholds, *, latency: bool = True
+    new: Sequence[Sample],
+    old: Sequence[Sample],
+    th: Thresholds,
+    *,
+    latency: bool = True,
+    looks: int = 1,
 ) -> Breach | None:
     """The relative check over one window: the new colour markedly and significantly
     slower (`latency`: only on a balanced split, see `judge`), or more failing, than the
-    old one. None when it is not (or when the old colour had too little traffic)."""
+    old one. None when it is not (or when the old colour had too little traffic).
+    `looks`: the windows of the rollout sharing `alpha`."""
+    alpha = th.alpha / max(1, looks)
     new_ok, old_ok = with_data(new, th.min_requests), with_data(old, th.min_requests)
     if len(new_ok) < th.min_samples or len(old_ok) < th.min_samples:
         return None
@@ -165,22 +170,22 @@ def relative(
         test = mann_whitney_greater(lat_new, lat_old)
         m_new, m_old = median(lat_new), median(lat_old)
         ratio = m_new / m_old if m_old > 0 else float("inf")
-        if test.p_value < th.alpha and ratio >= th.latency_ratio:
+        if test.p_value < alpha and ratio >= th.latency_ratio:
             return Breach(
                 RELATIVE_LATENCY,
                 f"new colour slower: median {m_new:.2f} ms vs {m_old:.2f} ms "
                 f"({ratio:.1f}x >= {th.latency_ratio:g}x), Mann-Whitney p={test.p_value:.2g} "
-                f"< {th.alpha:g} over {len(lat_new)}+{len(lat_old)} samples",
+                f"< {alpha:.2g} over {len(lat_new)}+{len(lat_old)} samples",
             )
     e_new, n_new = sum(s.errors for s in new_ok), sum(s.requests for s in new_ok)
     e_old, n_old = sum(s.errors for s in old_ok), sum(s.requests for s in old_ok)
     r_new, r_old = e_new / n_new, e_old / n_old
-    test = proportion_greater(e_new, n_new, e_old, n_old)
-    if test.p_value < th.alpha and r_new >= th.error_ratio * r_old + 0.005:
+    test = fisher_greater(e_new, n_new, e_old, n_old)
+    if test.p_value < alpha and r_new >= th.error_ratio * r_old + 0.005:
         return Breach(
             RELATIVE_ERRORS,
             f"new colour fails more: {r_new:.2%} vs {r_old:.2%} ({e_new}/{n_new} vs "
-            f"{e_old}/{n_old}), proportion test p={test.p_value:.2g} < {th.alpha:g}",
+            f"{e_old}/{n_old}), Fisher's exact p={test.p_value:.2g} < {alpha:.2g}",
         )
     return None
 
@@ -209,7 +214,7 @@ def judge(
         )
     if th.relative:
         balanced = min(new_weight, 100 - new_weight) >= th.relative_min_weight
-        breach = relative(new, old, th, latency=balanced)
+        breach = relative(new, old, th, latency=balanced, looks=looks)
         if breach is not None:
             return Judgement("abort", breach.detail, breach.trigger)
     return Judgement("promote", f"{got} samples within every threshold")

@@ -30,6 +30,13 @@ CHECKLIST = (
 )
 
 
+def _plain(s: Sample) -> dict[str, Any]:
+    """A sample for report.json (its histogram is in the raw metrics files)."""
+    data = asdict(s)
+    data.pop("buckets", None)
+    return data
+
+
 def _row(colour: str, s: Sample | None) -> str:
     if s is None:
         return f"| {colour} | 0 | 0 | - | - | - | - |"
@@ -115,7 +122,7 @@ def write(
         "recovery_s": recovery_s,
         "timeline": state.events,
         "alerts": list(alerts),
-        "samples": {c: [asdict(s) for s in v] for c, v in samples.items()},
+        "samples": {c: [_plain(s) for s in v] for c, v in samples.items()},
     }
     atomic_write(folder / "report.json", mask(json.dumps(data, indent=1, default=str)) + "\n")
     atomic_write(folder / f"{state.new}.log", mask(logs))

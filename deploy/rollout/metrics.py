@@ -44,6 +44,9 @@ class Sample:
     p99_ms: float | None = None
     mean_ms: float | None = None
     notes: tuple[str, ...] = field(default=())
+    # the interval's latency histogram (upper bound s, cumulative count): windows merge
+    # these, so a window's quantile is that of all its requests
+    buckets: tuple[tuple[float, float], ...] = field(default=(), repr=False)
 
     @property
     def error_rate(self) -> float | None:
@@ -186,4 +189,15 @@ def sample(prev: Counters, cur: Counters) -> Sample:
         p95_ms=ms(0.95),
         p99_ms=ms(0.99),
         mean_ms=lat_sum / observed * 1000 if observed else None,
+        buckets=tuple(fixed),
     )
+
+
+def merge(histograms: Iterable[tuple[tuple[float, float], ...]]) -> list[tuple[float, float]]:
+    """The sum of cumulative histograms (bounds missing from one count as its next
+    larger bound's count would: only shared layouts are exact, as Prometheus's are)."""
+    total: dict[float, float] = {}
+    for hist in histograms:
+        for bound, count in hist:
+            total[bound] = total.get(bound, 0.0) + count
+    return sorted(total.items())
