@@ -139,6 +139,17 @@ def binomial_greater(errors: int, n: int, rate: float) -> TestResult:
     return TestResult(float(errors), _upper_tail(errors, 0, n, mode, log_pmf))
 
 
+def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval of a rate (95% by default): valid near 0 and 1, where
+    the normal interval is not."""
+    if trials <= 0:
+        return 0.0, 1.0
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials**2))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def median(values: Sequence[float]) -> float:
     """The median (0.0 for no values)."""
     ordered = sorted(values)

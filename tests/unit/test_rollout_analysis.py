@@ -190,6 +190,15 @@ def test_exact_tests_match_their_definitions() -> None:
     assert stats.median([3, 1, 2]) == 2 and stats.median([4, 1, 2, 3]) == 2.5
 
 
+def test_wilson_interval_matches_published_values() -> None:
+    # Newcombe (1998), Statistics in Medicine 17:857, table I: 0/10 and 1/29
+    low, high = stats.wilson(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
+    low, high = stats.wilson(1, 29)
+    assert (low, high) == (pytest.approx(0.0061, abs=1e-4), pytest.approx(0.1718, abs=1e-4))
+    assert stats.wilson(0, 0) == (0.0, 1.0)
+
+
 PROM = """# TYPE http_requests_total counter
 http_requests_total{route="/book/{symbol}",method="GET",status="200"} 90
 http_requests_total{route="/orders",method="POST",status="500"} 10

@@ -6,6 +6,7 @@ for the number of looks."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -133,3 +134,24 @@ def test_the_relative_alpha_is_shared_by_the_looks() -> None:
     assert analysis.judge(new, old, TH, 10, looks=4).outcome == "promote"
     loose = replace(TH, alpha=0.05)
     assert analysis.judge(new, old, loose, 10, looks=4).outcome == "abort"
+
+
+def test_the_stats_benchmark_prints_rates_with_intervals(capsys: pytest.CaptureFixture) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_rollout_stats.py"
+    spec = importlib.util.spec_from_file_location("bench_rollout_stats", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    assert bench.main(["--runs", "2", "--delay-runs", "1", "--rps", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "false aborts (identical versions, 0.5% errors each): " in out
+    assert "/2 = " in out and "95% Wilson interval" in out
+    assert "detection (new version 3.0% errors vs 0.5%): 2/2" in out
+    assert "trigger-to-fire delay" in out and "1 runs" in out
+    with pytest.raises(SystemExit) as bad:
+        bench.main(["--base-error", "2"])
+    assert bad.value.code == 2
+    assert "--base-error must be between 0 and 1" in capsys.readouterr().err

@@ -377,7 +377,7 @@ pub async fn health(State(app): State<Arc<AppState>>) -> Response {
         .await
         .unwrap_or_else(|_| Err("timeout".to_owned()));
     let redis = app.redis.ping(timeout).await;
-    let unhealthy = app.faults.config().unhealthy;
+    let unhealthy = app.faults.unhealthy();
     let ok = pg.is_ok() && redis.is_ok() && !unhealthy;
     let status = |r: &Result<(), String>| match r {
         Ok(()) => json!({ "status": "ok" }),

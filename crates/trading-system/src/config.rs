@@ -13,10 +13,12 @@
 //! | `TS_FAULT_ERROR_RATE` | testing aid, see [`crate::fault`] | off |
 //! | `TS_FAULT_LATENCY_MS` | testing aid, see [`crate::fault`] | off |
 //! | `TS_FAULT_UNHEALTHY` | testing aid, see [`crate::fault`] | off |
+//! | `TS_FAULT_UNHEALTHY_AFTER` | testing aid, see [`crate::fault`] | off |
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Duration;
 
 use trading_core::{Qty, RiskLimits};
 
@@ -115,6 +117,15 @@ impl Config {
                 )));
             }
         };
+        let unhealthy_after = match parse_opt::<f64>(&get, "TS_FAULT_UNHEALTHY_AFTER")? {
+            None => None,
+            Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+            Some(s) => {
+                return Err(ConfigError(format!(
+                    "TS_FAULT_UNHEALTHY_AFTER must be a number of seconds >= 0, got {s}"
+                )));
+            }
+        };
         Ok(Config {
             database_url,
             redis_url,
@@ -124,6 +135,7 @@ impl Config {
                 error_rate,
                 latency_ms,
                 unhealthy,
+                unhealthy_after,
             },
         })
     }
@@ -185,6 +197,9 @@ mod tests {
         let mut v = BASE.to_vec();
         v.push(("TS_FAULT_UNHEALTHY", "yes"));
         assert!(cfg(&v).is_err());
+        let mut v = BASE.to_vec();
+        v.push(("TS_FAULT_UNHEALTHY_AFTER", "-1"));
+        assert!(cfg(&v).unwrap_err().0.contains("seconds >= 0"));
         let v = [("DATABASE_URL", "postgres://u@h:notaport/db"), BASE[1]];
         assert!(cfg(&v).unwrap_err().0.starts_with("DATABASE_URL is invalid"));
         let v = [BASE[0], ("REDIS_URL", "http://x")];
@@ -198,6 +213,7 @@ mod tests {
             ("TS_FAULT_ERROR_RATE", "0.25"),
             ("TS_FAULT_LATENCY_MS", "40"),
             ("TS_FAULT_UNHEALTHY", "1"),
+            ("TS_FAULT_UNHEALTHY_AFTER", "2.5"),
             ("TS_RISK_MAX_ORDER_QTY", "5"),
             ("BIND_ADDR", "127.0.0.1:0"),
         ]);
@@ -205,6 +221,7 @@ mod tests {
         assert!((c.fault.error_rate - 0.25).abs() < f64::EPSILON);
         assert_eq!(c.fault.latency_ms, 40);
         assert!(c.fault.unhealthy);
+        assert_eq!(c.fault.unhealthy_after, Some(Duration::from_millis(2500)));
         assert_eq!(c.risk.max_order_qty, Qty(5));
     }
 }

@@ -5,10 +5,13 @@
 //!   `500 {"error":"injected fault"}`; `/health` and `/metrics` are never affected.
 //! * `TS_FAULT_LATENCY_MS` — milliseconds of latency added to every API request.
 //! * `TS_FAULT_UNHEALTHY=1` — `/health` answers 503 regardless of dependencies.
+//! * `TS_FAULT_UNHEALTHY_AFTER=<seconds>` — `/health` answers 200 at first, then 503
+//!   from that many seconds after start on: a colour that passes its health gate and
+//!   fails later, during a bake window (the rollout's consecutive-failures trigger).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -26,6 +29,8 @@ pub struct FaultConfig {
     pub latency_ms: u64,
     /// Force `/health` to 503.
     pub unhealthy: bool,
+    /// Force `/health` to 503 once this long has passed since start.
+    pub unhealthy_after: Option<Duration>,
 }
 
 /// Shared fault injector (config plus a tiny PRNG).
@@ -33,6 +38,7 @@ pub struct FaultConfig {
 pub struct Faults {
     config: FaultConfig,
     rng: AtomicU64,
+    started: Instant,
 }
 
 impl Faults {
@@ -46,7 +52,18 @@ impl Faults {
         Faults {
             config,
             rng: AtomicU64::new(seed),
+            started: Instant::now(),
         }
+    }
+
+    /// Whether `/health` must fail now (`unhealthy`, or `unhealthy_after` has passed).
+    #[must_use]
+    pub fn unhealthy(&self) -> bool {
+        self.config.unhealthy
+            || self
+                .config
+                .unhealthy_after
+                .is_some_and(|after| self.started.elapsed() >= after)
     }
 
     /// The settings.
@@ -81,6 +98,21 @@ pub async fn middleware(State(faults): State<Arc<Faults>>, req: Request, next: N
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unhealthy_after_turns_on_later() {
+        let later = Faults::new(FaultConfig {
+            unhealthy_after: Some(Duration::from_secs(3600)),
+            ..FaultConfig::default()
+        });
+        assert!(!later.unhealthy());
+        let now = Faults::new(FaultConfig {
+            unhealthy_after: Some(Duration::ZERO),
+            ..FaultConfig::default()
+        });
+        assert!(now.unhealthy());
+        assert!(!Faults::new(FaultConfig::default()).unhealthy());
+    }
 
     #[test]
     fn sample_is_in_unit_interval_and_roughly_uniform() {

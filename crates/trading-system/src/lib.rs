@@ -33,7 +33,8 @@
 //!
 //! ## Configuration and fault injection
 //! Environment only: see [`config`]. Fault injection for deployment tests
-//! (`TS_FAULT_ERROR_RATE`, `TS_FAULT_LATENCY_MS`, `TS_FAULT_UNHEALTHY`) is
+//! (`TS_FAULT_ERROR_RATE`, `TS_FAULT_LATENCY_MS`, `TS_FAULT_UNHEALTHY`,
+//! `TS_FAULT_UNHEALTHY_AFTER`) is
 //! documented in [`fault`]; it is off unless set.
 
 pub mod api;

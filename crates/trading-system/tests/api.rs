@@ -314,6 +314,14 @@ async fn fault_injection_affects_api_but_not_health_or_metrics() {
     assert_eq!(h["fault_injected"], true);
     assert_eq!(http(app.addr, "GET", "/positions", None).await.0, 200);
     app.shutdown().await.unwrap();
+
+    let app = start(&[("TS_FAULT_UNHEALTHY_AFTER", "1")]).await;
+    assert_eq!(http(app.addr, "GET", "/health", None).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (st, h) = http(app.addr, "GET", "/health", None).await;
+    assert_eq!(st, 503);
+    assert_eq!(h["fault_injected"], true);
+    app.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
