@@ -139,9 +139,10 @@ def world(root: Path, scenario: str) -> tuple[flow.Parts, FakeBackend, Clock]:
 
 
 def run_once(
-    root: Path, scenario: str, crash: Crash, saves: list[Crash]
+    root: Path, scenario: str, crash: Crash, saves: list[Crash], again: Crash | None = None
 ) -> tuple[FakeBackend, str | None]:
-    """Start the rollout, killed at `crash.at`; then a new run finishes it."""
+    """Start the rollout, killed at `crash.at`; then a new run finishes it (itself
+    killed at `again.at` first, when given: a third run then finishes it)."""
     parts, fake, _ = world(root, scenario)
     old = SCENARIOS[scenario][0]
     parts.backend = Crashing(fake, crash)
@@ -153,6 +154,11 @@ def run_once(
     )
     with contextlib.suppress(Kill):
         first.run(st, Release("2.0.0", "img"))
+    if again is not None:
+        parts.backend = Crashing(fake, again)
+        saves[:] = [again]
+        with contextlib.suppress(Kill):
+            flow.Flow(parts).recover_previous()
     saves[:] = []
     parts.backend = fake
     flow.Flow(parts).recover_previous()
@@ -213,3 +219,25 @@ def test_a_kill_at_every_point_ends_consistent(
         )
         outcomes[result] = outcomes.get(result, 0) + 1
     print(f"{scenario}: {total} crash points, outcomes after recovery {outcomes}")
+
+
+@pytest.mark.parametrize(
+    ("first_kill", "nth"), [("after set_weights", 1), ("saved stopping_old", 0)]
+)
+def test_a_kill_during_the_recovery_is_recovered_too(
+    tmp_path: Path, first_kill: str, nth: int, crash_saves: list[Crash]
+) -> None:
+    # where the first run dies: right after the 50% step's switch (recovery rolls
+    # back), or once the decision to stop the old colour is recorded (forward)
+    counted = Crash()
+    run_once(tmp_path / "0", "healthy", counted, crash_saves)
+    n = [i for i, w in enumerate(counted.seen, 1) if w.startswith(first_kill)][nth]
+    probe = Crash()
+    run_once(tmp_path / "probe", "healthy", Crash(at=n), crash_saves, again=probe)
+    total = len(probe.seen)
+    assert total >= 5, probe.seen
+    for m in range(1, total + 1):
+        root = tmp_path / f"{n}-{m}"
+        got = run_once(root, "healthy", Crash(at=n), crash_saves, again=Crash(at=m))
+        check(root, "healthy", got, f"killed at {n}, then its recovery at {m}/{total}")
+    print(f"{first_kill}: recovery killed at each of its {total} points")
