@@ -151,9 +151,8 @@ class Watcher:
         old_all = self.ev.samples.get(state.old, []) if state.old else []
         old = [s for s in old_all if s.at >= start]
         if not analysis.with_data(old, self.th.min_requests):
-            span = max(self.cfg.bake, start - (window[0].at if window else start))
             before = [s for s in old_all if s.at < start and s.requests >= self.th.min_requests]
-            old = [s for s in before if s.at >= before[-1].at - span] if before else []
+            old = [s for s in before if s.at > before[-1].at - self.cfg.bake] if before else []
         return analysis.judge(
             window, old, self.th, state.weights.get(state.new, 100), looks=max(1, looks)
         )
