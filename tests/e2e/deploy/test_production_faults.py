@@ -147,7 +147,10 @@ def test_a_sample_of_crash_points_on_real_haproxy(
             new = "green" if live == "blue" else "blue"
             version = V2 if live == "blue" else V1
             got, dep_id = killed_rollout(prod, version, n, crash_saves)
-            where = f"killed at {n}/{total}: {counted.seen[n - 1]}"
+            hit = got.seen[n - 1] if len(got.seen) >= n else "not reached"
+            where = (
+                f"killed at {n}/{total} ({hit}; in the uninterrupted run: {counted.seen[n - 1]})"
+            )
             assert not got.violations, (where, got.violations)
             now = serving(prod, docker_client)  # exactly one colour, 100%, the other stopped
             with open_store(prod.settings()) as store:
@@ -158,7 +161,7 @@ def test_a_sample_of_crash_points_on_real_haproxy(
                 assert dep.outcome == "succeeded" and st["phase"] == "done", (where, dep.outcome)
             else:
                 assert dep.outcome == "rolled_back" and st["phase"] == "rolled_back", where
-            print(f"{where}: {dep.outcome}, {now} serves")
+            print(f"{where}: {dep.outcome} ({st['trigger'] or 'no trigger'}), {now} serves")
     finally:
         load.stop()
     assert load.hits, "no traffic was sent"
