@@ -148,7 +148,7 @@ def run_once(
     parts.backend = Crashing(fake, crash)
     saves[:] = [crash]
     first = flow.Flow(parts)
-    first.open_record("2.0.0", "sha256:" + "a" * 64, "v2.0.0", "rollout")
+    first.open_record("2.0.0", "sha256:" + "a" * 64, "rollout")
     st = flow.new_state(
         "2.0.0", "img", old, "1.0.0" if old else "", (10, 50, 100), first.dep_id, None
     )

@@ -117,7 +117,7 @@ def killed_rollout(
         f = flow.Flow(p)
         digest, image = run.resolve(settings, p.cfg, version)
         live, live_version = f.live_colour()
-        f.open_record(version, digest, f"v{version}", "rollout")
+        f.open_record(version, digest, "rollout")
         st = flow.new_state(version, image, live, live_version, p.cfg.steps, f.dep_id, None)
         with contextlib.suppress(Kill):
             f.run(st, f.release(version, image, "", {}))
