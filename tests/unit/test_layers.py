@@ -63,6 +63,7 @@ PLACES: tuple[tuple[str, int], ...] = (
     ("deploy.rollout.flow", FLOW),
     ("deploy.rollout.run", FLOW),
     ("deploy.rollout.controller", FLOW),
+    ("deploy.rollout.watch", FLOW),
     ("deploy.rollout.live", FLOW),
     # 3 stages: one module per stage, the runner, the declarations they are made from
     ("ci.stages.*", STAGE),
