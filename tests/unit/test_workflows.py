@@ -119,7 +119,7 @@ def test_stage_jobs_mirror_the_registry_graph() -> None:
 
 
 def test_timeouts_follow_the_stage_hard_limits() -> None:
-    cfg = settings_mod.load(ROOT)
+    cfg = settings_mod.load(ROOT, env={})  # the configuration, not this shell's overrides
     jobs = _test_yml()["jobs"]
     for spec in STAGES:
         if spec.in_ci:
@@ -168,7 +168,7 @@ def test_actions_are_pinned_and_secrets_only_through_env() -> None:
 
 
 def test_nightly_job_runs_invoke_nightly_within_its_stages_hard_limits() -> None:
-    cfg = settings_mod.load(ROOT)
+    cfg = settings_mod.load(ROOT, env={})  # the configuration, not this shell's overrides
     nightly = workflows.load(FOLDER / "nightly.yml").doc
     job = nightly["jobs"]["nightly"]
     runs = [s["run"] for s in job["steps"] if "run" in s]
@@ -186,7 +186,7 @@ AUDITED = ("lint", "security", "unit", "integration")
 
 
 def test_the_nightly_audits_the_stage_cache_that_test_yml_jobs_restore() -> None:
-    cfg = settings_mod.load(ROOT)
+    cfg = settings_mod.load(ROOT, env={})  # the configuration, not this shell's overrides
     job = workflows.load(FOLDER / "nightly.yml").doc["jobs"]["cache-audit"]
     runs = [s["run"] for s in job["steps"] if "run" in s]
     stages = ",".join(AUDITED)
