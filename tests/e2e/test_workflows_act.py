@@ -250,3 +250,61 @@ def test_needs_naming_a_removed_job_fails_before_anything_runs(tmp_path: Path) -
     broken = runner.plan("pull_request", "test.yml")
     assert broken.returncode != 0
     assert "unable to build dependency graph" in broken.stdout + broken.stderr
+
+
+def test_a_version_tag_publishes_the_linux_release_and_hands_it_to_staging(
+    tmp_path: Path,
+) -> None:
+    """release.yml on a tag push, the Linux leg, against the local GitHub API."""
+    token = secrets.token_hex(16)
+    with FakeGitHub(token=token) as api:
+        repo = copy_repository(tmp_path / "repo")
+        head = git(repo, "rev-parse", "HEAD").strip()
+        git(repo, "tag", "v0.1.0")
+        runner = Runner(
+            repo,
+            tmp_path / "act",
+            env=runner_env(CIPIPE_RELEASE__API_URL=api.url, CIPIPE_RELEASE__BACKOFF="0.01"),
+            secrets={"GITHUB_TOKEN": token},
+        )
+        event = push_event("refs/tags/v0.1.0", "0" * 40, head)
+        run = runner.run(
+            "push", "release.yml", event, jobs=["release"], matrix=["os:ubuntu-latest"]
+        )
+        assert run.result("release") == "success", run.log[-6000:]
+        (release,) = api.releases("acme/trading")
+        assert release["tag_name"] == "v0.1.0" and not release["draft"]
+        names = sorted(a["name"] for a in release["assets"].values())
+        assert "SHA256SUMS" in names and any(n.endswith("linux-gnu.tar.gz") for n in names)
+        handed = runner.artifacts() / "release-linux"
+        manifest = json.loads((handed / "manifest.json").read_text())
+        assert manifest["version"] == "0.1.0"
+        assert (handed / "bin" / "trading-system").is_file()
+        assert token not in run.log
+
+
+def test_the_nightly_schedule_runs_bench_load_stress_and_fuzz(tmp_path: Path) -> None:
+    """nightly.yml on its schedule event with short time boxes; the benchmark trend point
+    is recorded into the history the next run restores."""
+    repo = copy_repository(tmp_path / "repo")
+    runner = Runner(
+        repo,
+        tmp_path / "act",
+        env=runner_env(
+            CIPIPE_LOAD__SECONDS="3",
+            CIPIPE_LOAD__WARMUP_SECONDS="1",
+            CIPIPE_STRESS__STEP_SECONDS="2",
+            CIPIPE_STRESS__MAX_RATE="1000",
+            CIPIPE_STRESS__REFINE_STEPS="0",
+            CIPIPE_FUZZ__SECONDS="5",
+        ),
+    )
+    run = runner.run("schedule", "nightly.yml", {"schedule": "17 2 * * *"})
+    assert run.result("nightly") == "success", run.log[-6000:]
+    results = runner.artifacts() / "pipeline-nightly"
+    for stage in ("bench", "load", "stress", "fuzz"):
+        data = json.loads((results / f"{stage}.json").read_text())
+        assert data["status"] == "passed", (stage, data["summary"])
+    export = next(runner.cache.glob("*/files/0"))  # the history export the cache kept
+    records = [json.loads(line) for line in export.read_text().splitlines() if line.strip()]
+    assert any(r.get("kind") == "bench" for r in records), records[:3]
