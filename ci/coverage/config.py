@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from ci.errors import ConfigError
 from ci.settings import Section, Settings
 
-ENGINES = ("ptrace", "llvm")
+# What measures: cargo-llvm-cov (source-based: rustc's -C instrument-coverage, read with the
+# llvm-profdata/llvm-cov of rustc's LLVM major), or cargo-tarpaulin with its ptrace engine
+# or its own LLVM engine. "ptrace" and "llvm" are the names of the tarpaulin engines the
+# key took before there was a choice of tool; they still mean tarpaulin.
+ENGINES = ("llvm-cov", "tarpaulin", "tarpaulin-llvm", "ptrace", "llvm")
+TARPAULIN_ENGINE = {
+    "tarpaulin": "ptrace",
+    "tarpaulin-llvm": "llvm",
+    "ptrace": "ptrace",
+    "llvm": "llvm",
+}
 ON_DROP = ("warn", "fail")
 
 
@@ -26,7 +36,7 @@ class CodecovConfig:
 
 @dataclass(frozen=True)
 class CoverageConfig:
-    """The coverage gates and how tarpaulin is run."""
+    """The coverage gates and how the engine is run."""
 
     min_total: float
     critical: tuple[str, ...]
@@ -36,13 +46,19 @@ class CoverageConfig:
     diff_min: float
     exclude_files: tuple[str, ...]
     doctests: bool
-    engine: str
+    engine: str  # one of ENGINES
     test_timeout: float
     follow_exec: bool
     target_subdir: str
     history_depth: int
     services: tuple[str, ...]
+    llvm_bin: str  # llvm-cov engine: folder of llvm-profdata/llvm-cov; empty = find them
     codecov: CodecovConfig
+
+    @property
+    def tool(self) -> str:
+        """The pinned tool that measures: cargo-llvm-cov or cargo-tarpaulin."""
+        return "cargo-llvm-cov" if self.engine == "llvm-cov" else "cargo-tarpaulin"
 
 
 def _percent(section: Section, key: str) -> float:
@@ -53,6 +69,13 @@ def _percent(section: Section, key: str) -> float:
             f"expected a percentage from 0 to 100, got {value:g}"
         )
     return value
+
+
+def engine_of(settings: Settings) -> str:
+    """The coverage tool in use: "llvm-cov" or "tarpaulin" (what `.ci/setup` and
+    `invoke tools.install --stages coverage` install)."""
+    engine = settings.section("coverage").choice("engine", ENGINES)
+    return "llvm-cov" if engine == "llvm-cov" else "tarpaulin"
 
 
 def load(settings: Settings) -> CoverageConfig:
@@ -80,6 +103,7 @@ def load(settings: Settings) -> CoverageConfig:
         target_subdir=subdir,
         history_depth=cov.whole("history_depth", minimum=1),
         services=tuple(settings.section("integration").strings("services")),
+        llvm_bin=cov.text("llvm_bin").strip(),
         codecov=CodecovConfig(
             url=sub.text("url").strip().rstrip("/"),
             service=sub.text("service").strip(),

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.coverage.config import CoverageConfig
+from ci.coverage.config import TARPAULIN_ENGINE, CoverageConfig
 from ci.parsers import strip_ansi
 
 COBERTURA = "cobertura.xml"
@@ -35,7 +35,7 @@ def command(
     """`cargo tarpaulin` over the whole workspace: every test (unit, integration, doc
     tests when enabled), all of them even after a failure, Cobertura and HTML reports in
     `output_dir`, builds in `target_dir`. `extra`: the user's own tarpaulin arguments."""
-    argv = [exe, "tarpaulin", "--workspace", "--engine", cfg.engine]
+    argv = [exe, "tarpaulin", "--workspace", "--engine", TARPAULIN_ENGINE[cfg.engine]]
     argv += ["--out", "Xml", "--out", "Html", "--output-dir", str(output_dir)]
     argv += ["--target-dir", str(target_dir), "--skip-clean", "--no-fail-fast"]
     argv += ["--timeout", str(round(cfg.test_timeout)), "--color", "Never"]

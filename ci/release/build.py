@@ -119,7 +119,7 @@ def find_auditable(env: Mapping[str, str]) -> tuple[Path, str] | None:
     pipeline's private install of the pin; else whatever is on PATH; else None."""
     tool = tools.get(AUDITABLE)
     on_path = which(AUDITABLE)
-    private = tools.private_root(tool, env) / "bin" / AUDITABLE
+    private = tools.tools_dir(env) / "bin" / AUDITABLE
     candidates = [Path(on_path)] if on_path else []
     candidates.append(private)
     found = [(c, installed_version(c)) for c in candidates if c.is_file()]

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def config(**env: str):
-    return load(settings.load(ROOT, env))
+    return load(settings.load(ROOT, {"CIPIPE_COVERAGE__ENGINE": "tarpaulin", **env}))
 
 
 def test_command_runs_every_test_kind_into_its_own_target_dir() -> None:
@@ -33,6 +33,13 @@ def test_command_runs_every_test_kind_into_its_own_target_dir() -> None:
     assert argv[:3] == ["/bin/cargo-tarpaulin", "tarpaulin", "--workspace"]
     joined = " ".join(argv)
     assert "--engine ptrace" in joined
+    llvm = tarpaulin.command(
+        "t",
+        config(CIPIPE_COVERAGE__ENGINE="tarpaulin-llvm"),
+        target_dir=Path("/t"),
+        output_dir=Path("/o"),
+    )
+    assert " --engine llvm " in " ".join(llvm)
     assert "--out Xml --out Html --output-dir /scratch" in joined
     assert "--target-dir /t/coverage --skip-clean --no-fail-fast" in joined
     assert "--run-types Tests --run-types Doctests" in joined
@@ -102,7 +109,7 @@ def test_should_panic_tests_are_not_mistaken_for_dead_ones() -> None:
             {"CIPIPE_COVERAGE__ON_DROP": "panic"},
             "coverage.on_drop (or $CIPIPE_COVERAGE__ON_DROP): expected one of warn, fail",
         ),
-        ({"CIPIPE_COVERAGE__ENGINE": "gdb"}, "expected one of ptrace, llvm"),
+        ({"CIPIPE_COVERAGE__ENGINE": "gdb"}, "expected one of llvm-cov, tarpaulin, tarpaulin-llvm"),
         (
             {"CIPIPE_COVERAGE__TARGET_SUBDIR": "../escape"},
             "coverage.target_subdir: expected a folder name",

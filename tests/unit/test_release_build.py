@@ -142,12 +142,12 @@ def test_ensure_auditable_finds_the_pin_on_path_or_privately(monkeypatch, tmp_pa
     on_path = _install(tmp_path / "user", "cargo-auditable", "0.7.7", "cargo-auditable")
     monkeypatch.setattr(build, "which", lambda name: str(on_path))
     monkeypatch.setattr(tools, "resolve", lambda *a, **k: pytest.fail("nothing to install"))
-    runner = _Runner({"CARGO_HOME": str(home)})
+    runner = _Runner({"CIPIPE_TOOLS_DIR": str(home)})
     assert build.ensure_auditable(runner, True) == (on_path, "0.7.7")
     # another version on PATH: the pipeline's private install of the pin is used
     old = _install(tmp_path / "old", "cargo-auditable", "0.6.0", "cargo-auditable")
     monkeypatch.setattr(build, "which", lambda name: str(old))
-    private_root = tools.private_root(tools.get("cargo-auditable"), runner.base_env)
+    private_root = tools.tools_dir(runner.base_env)
     private = _install(private_root, "cargo-auditable", "0.7.7", "cargo-auditable")
     assert build.ensure_auditable(runner, True) == (private, "0.7.7")
 
@@ -157,8 +157,8 @@ def test_ensure_auditable_installs_then_trusts_cargos_record(monkeypatch, tmp_pa
     from ci.errors import ToolMissing
     from ci.release import build
 
-    runner = _Runner({"CARGO_HOME": str(tmp_path / "home")})
-    private_root = tools.private_root(tools.get("cargo-auditable"), runner.base_env)
+    runner = _Runner({"CIPIPE_TOOLS_DIR": str(tmp_path / "home")})
+    private_root = tools.tools_dir(runner.base_env)
     calls = []
 
     def resolve(r, name, *, auto_install):
