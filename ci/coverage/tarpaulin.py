@@ -20,7 +20,11 @@ DIED = "the test binary died while this test ran (crash, signal or timeout under
 _SECTION = re.compile(r"^---- (?P<name>\S+) stdout ----\s*$")
 _PANIC = re.compile(r"^thread '.*' (?:\(\d+\) )?panicked at (?P<where>\S+):\s*$")
 _HASH = re.compile(r"-[0-9a-f]{16}$")  # cargo's metadata hash on test binary names
-_RUNNING = re.compile(r"\bINFO cargo_tarpaulin::process_handling: running (?P<exe>\S+)")
+_RUNNING = re.compile(
+    r"\bINFO cargo_tarpaulin::process_handling: running (?P<exe>\S+)"
+    # cargo's own line, as `cargo llvm-cov` (cargo test) prints it
+    r"|^\s*Running (?:unittests )?\S+ \((?P<cargo_exe>[^)]+)\)"
+)
 _LOG = re.compile(r"^\S+Z\s+(?P<level>ERROR|WARN)\s+cargo_tarpaulin\S*: (?P<msg>.+)$")
 
 
@@ -79,7 +83,7 @@ def failed_tests(output: str) -> list[FailedTest]:
     for i, line in enumerate(lines):
         running = _RUNNING.search(line)
         if running:
-            binary = _HASH.sub("", Path(running["exe"]).name)
+            binary = _HASH.sub("", Path(running["exe"] or running["cargo_exe"]).name)
             continue
         match = _TEST.match(line)
         if match:
@@ -145,6 +149,6 @@ def counts(output: str) -> Counts:
             failed += int(match["failed"])
             continue
         running = _RUNNING.search(line)
-        if running and "/doctests/" in running["exe"]:
+        if running and "/doctests/" in (running["exe"] or ""):
             doc += 1
     return Counts(passed, failed, doc)

@@ -21,7 +21,7 @@ from xml.etree import ElementTree
 from ci import features, tools
 from ci.cargo import metadata, target_kinds
 from ci.contract import Clock, StageContext
-from ci.coverage import cobertura, tarpaulin
+from ci.coverage import cobertura, llvmcov, tarpaulin
 from ci.coverage.config import CoverageConfig, load
 from ci.coverage.git import Git, choose_base
 from ci.coverage.report import Outcome, table
@@ -145,7 +145,7 @@ def run(ctx: StageContext) -> StageResult:
                 chk.summary = f"skipped: figures read from {opts.cobertura} (--cobertura)"
         else:
             measured, version = _measure(ctx, cfg, opts, scratch, clock, stack)
-            info = replace(info, tool_versions={"cargo-tarpaulin": version})
+            info = replace(info, tool_versions={cfg.tool: version})
         if measured.report is None:  # nothing to measure: the "tests" check says why
             return clock.result(ctx.name, artifacts)
         if measured.ran and measured.tests_passed and not coverable(measured.report):
@@ -174,6 +174,26 @@ def run(ctx: StageContext) -> StageResult:
     return result
 
 
+def _engine(
+    ctx: StageContext, cfg: CoverageConfig, extra: list[str], exe: str, target: Path, output: Path
+) -> tuple[list[str], dict[str, str], Path]:
+    """The engine's command, its environment, and where its Cobertura report lands. The
+    llvm-cov engine first finds llvm-profdata/llvm-cov of rustc's LLVM major (one clear
+    line when they are missing or of another major)."""
+    if cfg.engine == "llvm-cov":
+        profdata, llvm_cov, major = llvmcov.find_tools(cfg, ctx.runner.base_env)
+        ctx.runner.say(f"coverage: LLVM {major} tools {profdata}, {llvm_cov} (rustc's major)")
+        argv = llvmcov.command(exe, cfg, workspace=ctx.workspace, output_dir=output, extra=extra)
+        output.mkdir(parents=True, exist_ok=True)
+        return (
+            argv,
+            llvmcov.environment(cfg, target, profdata, llvm_cov),
+            output / llvmcov.COBERTURA,
+        )
+    argv = tarpaulin.command(exe, cfg, target_dir=target, output_dir=output, extra=extra)
+    return argv, tarpaulin.environment(cfg, target), output / tarpaulin.COBERTURA
+
+
 def _measure(
     ctx: StageContext,
     cfg: CoverageConfig,
@@ -182,15 +202,21 @@ def _measure(
     clock: Clock,
     stack: ExitStack,
 ) -> tuple[Measured, str]:
-    """Run tarpaulin (with the services when the workspace has integration tests); the
-    "services" and "tests" checks. Returns what it measured and tarpaulin's version."""
+    """Run the engine (with the services when the workspace has integration tests); the
+    "services" and "tests" checks. Returns what it measured and the engine's version."""
     meta = metadata(ctx)
     target = Path(meta["target_directory"]) / cfg.target_subdir
     exe, version = tools.resolve(
-        ctx.runner, "cargo-tarpaulin", auto_install=ctx.settings.top.flag("install_tools")
+        ctx.runner, cfg.tool, auto_install=ctx.settings.top.flag("install_tools")
     )
+    output = scratch / "report"
+    feature_set = features.configured(ctx.settings)
+    # The test builds' feature set; targets it leaves out are listed, as integration does.
+    features.report_gated(clock, features.test_targets(meta, feature_set)[1])
+    extra = [*feature_set.cargo_args(), *opts.tarpaulin]
+    argv, engine_env, report = _engine(ctx, cfg, extra, exe, target, output)
     # Property tests with the unit stage's fixed seed: the same cases, so the same lines.
-    env = {**ctx.cargo_env(), **tarpaulin.environment(cfg, target), **seed_env(ctx)}
+    env = {**ctx.cargo_env(), **engine_env, **seed_env(ctx)}
     if cfg.services and "test" in target_kinds(meta):
         with ctx.runner.group("services"), clock.check("services") as chk:
             say = ctx.runner.say
@@ -202,16 +228,11 @@ def _measure(
         for svc in services.values():
             ctx.runner.redact.add(svc.secrets)
         env.update({svc.env_var: svc.url for svc in services.values()})
-    output = scratch / "tarpaulin"
-    feature_set = features.configured(ctx.settings)
-    # The test builds' feature set; targets it leaves out are listed, as integration does.
-    features.report_gated(clock, features.test_targets(meta, feature_set)[1])
-    extra = [*feature_set.cargo_args(), *opts.tarpaulin]
-    argv = tarpaulin.command(exe, cfg, target_dir=target, output_dir=output, extra=extra)
-    with ctx.runner.group("cargo tarpaulin"), clock.check("tests") as chk:
+    with ctx.runner.group(f"cargo {cfg.tool.removeprefix('cargo-')}"), clock.check("tests") as chk:
         chk.tool_version = version
-        res = ctx.runner.run(argv, cwd=ctx.workspace, env=env)
-        report = output / tarpaulin.COBERTURA
+        # llvm-cov: cargo's "Running <binary>" lines (stderr) among the test output.
+        merge = cfg.engine == "llvm-cov"
+        res = ctx.runner.run(argv, cwd=ctx.workspace, env=env, merge_stderr=merge)
         failed = tarpaulin.failed_tests(res.output)
         chk.summary = f"{tarpaulin.counts(res.output)} under coverage"
         if res.ok:
@@ -228,9 +249,8 @@ def _measure(
         ]
         if not failed:
             reason = (
-                tarpaulin.first_error(res.output)
-                or f"cargo tarpaulin failed (exit {res.returncode})"
+                tarpaulin.first_error(res.output) or f"{cfg.tool} failed (exit {res.returncode})"
             )
             chk.summary = reason
-            clock.findings.append(Finding("tests", reason, rule="tarpaulin"))
+            clock.findings.append(Finding("tests", reason, rule=cfg.tool.removeprefix("cargo-")))
         return Measured(report if report.is_file() else None, False, ran=True), version
