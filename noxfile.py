@@ -41,20 +41,20 @@ def _in_process(session: nox.Session, spec: StageSpec) -> None:
     session.log(line)
 
 
-def _provision(session: nox.Session, spec: StageSpec) -> None:
-    """Install the stage's pinned tools, unless the reused venv already has exactly them."""
+def _provision(session: nox.Session, requirements: tuple[str, ...]) -> None:
+    """Install the pinned requirements, unless the reused venv already has exactly them."""
     location = Path(str(getattr(session.virtualenv, "location", "") or ""))
-    wanted = "\n".join([sys.version.split()[0], *sorted(spec.python)]) + "\n"
+    wanted = "\n".join([sys.version.split()[0], *sorted(requirements)]) + "\n"
     stamp = location / STAMP
     if location.is_dir() and stamp.is_file() and stamp.read_text() == wanted:
         return
-    session.install(*spec.python)
+    session.install(*requirements)
     if location.is_dir():
         stamp.write_text(wanted)
 
 
 def _in_venv(session: nox.Session, spec: StageSpec) -> None:
-    _provision(session, spec)
+    _provision(session, spec.python)
     fd, verdict_path = tempfile.mkstemp(prefix=f"cipipe-{spec.name}-", suffix=".json")
     os.close(fd)
     verdict = Path(verdict_path)
@@ -103,6 +103,21 @@ def _define(spec: StageSpec) -> None:
 
 for _spec in STAGES:
     _define(_spec)
+
+# The documentation site's generator and theme, pinned (the dev extras carry the same pins:
+# the test suite builds the site too).
+DOCS_REQUIREMENTS = ("mkdocs==1.6.1", "mkdocs-material==9.8.1")
+
+
+@nox.session(venv_backend="uv|virtualenv", reuse_venv=True, default=False)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into site/ (MkDocs, strict: a broken link fails)."""
+    _provision(session, DOCS_REQUIREMENTS)
+    session.run("python", str(ROOT / "scripts" / "config_reference.py"), "--check")
+    session.run(
+        "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"), *session.posargs
+    )
+
 
 # For the life of the nox process, the first SIGINT/SIGTERM interrupts (nox then waits for
 # a stage in its virtualenv to tear down) and later ones are ignored: GitHub sends SIGTERM

@@ -81,7 +81,8 @@ STAGES: tuple[StageSpec, ...] = (
     ),
     StageSpec(
         "unit",
-        "Library and binary tests (cargo nextest, JUnit) plus doc tests.",
+        "Library and binary tests (cargo test, or cargo nextest with [unit] runner; JUnit) "
+        "plus doc tests.",
         "ci.stages.unit:run",
         needs=("lint",),
         starts_after=(),  # builds and tests beside lint; a red lint still blocks it
@@ -109,8 +110,8 @@ STAGES: tuple[StageSpec, ...] = (
     ),
     StageSpec(
         "coverage",
-        "Line coverage of the whole test suite (cargo tarpaulin): total, critical paths, "
-        "baseline drop, changed lines.",
+        "Line coverage of the whole test suite (cargo llvm-cov, or tarpaulin): total, "
+        "critical paths, baseline drop, changed lines.",
         "ci.stages.coverage:run",
         needs=("unit",),
         # codecov-cli: Codecov's official uploader (its own venv: it pins click < 8.3).
