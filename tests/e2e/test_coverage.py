@@ -27,8 +27,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def coverage_env(fixture_env, name: str, **extra: str) -> dict[str, str]:
-    """A fixture run: the reference workspace's critical paths do not apply to it."""
-    return fixture_env(name, **{"CIPIPE_COVERAGE__CRITICAL": "", **extra})
+    """A fixture run: the reference workspace's critical paths do not apply to it. These
+    tests run the tarpaulin engine (tests/e2e/test_coverage_llvm.py: the llvm-cov one)."""
+    return fixture_env(
+        name, **{"CIPIPE_COVERAGE__CRITICAL": "", "CIPIPE_COVERAGE__ENGINE": "tarpaulin", **extra}
+    )
 
 
 def result(env: dict[str, str]) -> dict:
@@ -255,6 +258,7 @@ def test_tarpaulin_missing_is_one_line(fixture_env, tmp_path: Path) -> None:
         "coverage_low",
         PATH=f"{bin_dir}:{Path(sys.executable).parent}",
         CIPIPE_INSTALL_TOOLS="false",
+        CIPIPE_TOOLS_DIR=str(tmp_path / "tools"),
         CARGO_HOME=os.environ.get("CARGO_HOME", str(Path.home() / ".cargo")),
     )
     r = run_nox(["coverage"], env)
