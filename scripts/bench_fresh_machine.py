@@ -112,6 +112,8 @@ def main() -> int:
         print(f"fresh machine simulated in {tmp} ({os.cpu_count()} cores)")
         wall, code, loads = timed(["bash", ".ci/setup"], env, tmp / "setup.log")
         print(f"bash .ci/setup: {wall / 60:.1f} min ({wall:.0f} s), exit {code} {loads}")
+        steps = (tmp / "setup.log").read_text().splitlines()
+        print("  steps: " + "; ".join(s[3:] for s in steps if s.startswith("== [")))
         if code:
             print((tmp / "setup.log").read_text()[-3000:])
             return 1

@@ -103,21 +103,34 @@ def command(
     exe: str,
     cfg: CoverageConfig,
     *,
-    workspace: Path,
-    output_dir: Path,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """`cargo llvm-cov` over the whole workspace: every test (unit, integration, doc tests
-    when enabled), all of them even after a failure, a Cobertura report in `output_dir`.
-    `extra`: the user's own arguments (after a second `--`)."""
-    argv = [exe, "llvm-cov", "--workspace", "--no-fail-fast", "--color", "never"]
+    """`cargo llvm-cov --no-report` over the whole workspace: every test (unit,
+    integration, doc tests when enabled), all of them even after a failure. The report is
+    a second step (`report_command`) so a failing test still leaves figures, as tarpaulin
+    does (`cargo llvm-cov` alone writes no report when a test fails). The stale profiles
+    of the workspace's crates are cleaned first (cargo-llvm-cov's default), so a run never
+    counts an earlier one. `extra`: the user's own arguments (after a second `--`)."""
+    argv = [exe, "llvm-cov", "--no-report", "--workspace", "--no-fail-fast"]
+    argv += ["--color", "never"]
+    if cfg.doctests:
+        argv.append("--doctests")
+    return [*argv, *extra]
+
+
+def report_command(
+    exe: str, cfg: CoverageConfig, *, workspace: Path, output_dir: Path
+) -> list[str]:
+    """`cargo llvm-cov report`: the profiles of the run above as Cobertura in
+    `output_dir`, the excluded files left out."""
+    argv = [exe, "llvm-cov", "report", "--color", "never"]
     argv += ["--cobertura", "--output-path", str(output_dir / COBERTURA)]
     if cfg.doctests:
         argv.append("--doctests")
     regex = ignore_regex(cfg, workspace)
     if regex:
         argv += ["--ignore-filename-regex", regex]
-    return [*argv, *extra]
+    return argv
 
 
 def environment(

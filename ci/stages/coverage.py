@@ -176,22 +176,23 @@ def run(ctx: StageContext) -> StageResult:
 
 def _engine(
     ctx: StageContext, cfg: CoverageConfig, extra: list[str], exe: str, target: Path, output: Path
-) -> tuple[list[str], dict[str, str], Path]:
-    """The engine's command, its environment, and where its Cobertura report lands. The
-    llvm-cov engine first finds llvm-profdata/llvm-cov of rustc's LLVM major (one clear
-    line when they are missing or of another major)."""
+) -> tuple[list[str], list[str] | None, dict[str, str], Path]:
+    """The engine's test command, its report command (llvm-cov: a second step; tarpaulin
+    writes its report itself), their environment, and where the Cobertura report lands.
+    The llvm-cov engine first finds llvm-profdata/llvm-cov of rustc's LLVM major (one
+    clear line when they are missing or of another major)."""
     if cfg.engine == "llvm-cov":
         profdata, llvm_cov, major = llvmcov.find_tools(cfg, ctx.runner.base_env)
         ctx.runner.say(f"coverage: LLVM {major} tools {profdata}, {llvm_cov} (rustc's major)")
-        argv = llvmcov.command(exe, cfg, workspace=ctx.workspace, output_dir=output, extra=extra)
         output.mkdir(parents=True, exist_ok=True)
         return (
-            argv,
+            llvmcov.command(exe, cfg, extra=extra),
+            llvmcov.report_command(exe, cfg, workspace=ctx.workspace, output_dir=output),
             llvmcov.environment(cfg, target, profdata, llvm_cov),
             output / llvmcov.COBERTURA,
         )
     argv = tarpaulin.command(exe, cfg, target_dir=target, output_dir=output, extra=extra)
-    return argv, tarpaulin.environment(cfg, target), output / tarpaulin.COBERTURA
+    return argv, None, tarpaulin.environment(cfg, target), output / tarpaulin.COBERTURA
 
 
 def _measure(
@@ -214,7 +215,7 @@ def _measure(
     # The test builds' feature set; targets it leaves out are listed, as integration does.
     features.report_gated(clock, features.test_targets(meta, feature_set)[1])
     extra = [*feature_set.cargo_args(), *opts.tarpaulin]
-    argv, engine_env, report = _engine(ctx, cfg, extra, exe, target, output)
+    argv, report_argv, engine_env, report = _engine(ctx, cfg, extra, exe, target, output)
     # Property tests with the unit stage's fixed seed: the same cases, so the same lines.
     env = {**ctx.cargo_env(), **engine_env, **seed_env(ctx)}
     if cfg.services and "test" in target_kinds(meta):
@@ -233,6 +234,8 @@ def _measure(
         # llvm-cov: cargo's "Running <binary>" lines (stderr) among the test output.
         merge = cfg.engine == "llvm-cov"
         res = ctx.runner.run(argv, cwd=ctx.workspace, env=env, merge_stderr=merge)
+        if report_argv is not None:  # figures of whatever ran, failing tests included
+            ctx.runner.run(report_argv, cwd=ctx.workspace, env=env)
         failed = tarpaulin.failed_tests(res.output)
         chk.summary = f"{tarpaulin.counts(res.output)} under coverage"
         if res.ok:

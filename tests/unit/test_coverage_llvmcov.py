@@ -69,14 +69,20 @@ def test_where_the_llvm_tools_are_looked_for() -> None:
 
 def test_command_and_environment() -> None:
     cfg = config(CIPIPE_COVERAGE__EXCLUDE_FILES="tests/*,*/benches/*")
-    argv = llvmcov.command(
-        "/t/cargo-llvm-cov", cfg, workspace=Path("/ws"), output_dir=Path("/o"), extra=["-p", "x"]
-    )
-    joined = " ".join(argv)
-    assert argv[:3] == ["/t/cargo-llvm-cov", "llvm-cov", "--workspace"]
+    argv = llvmcov.command("/t/cargo-llvm-cov", cfg, extra=["-p", "x"])
+    assert argv[:4] == ["/t/cargo-llvm-cov", "llvm-cov", "--no-report", "--workspace"]
     assert "--no-fail-fast" in argv and "--doctests" in argv
-    assert "--cobertura --output-path /o/cobertura.xml" in joined
+    assert "--no-clean" not in argv  # stale profiles of an earlier run never count
     assert argv[-2:] == ["-p", "x"]
+    report = llvmcov.report_command(
+        "/t/cargo-llvm-cov", cfg, workspace=Path("/ws"), output_dir=Path("/o")
+    )
+    joined = " ".join(report)
+    assert report[:3] == ["/t/cargo-llvm-cov", "llvm-cov", "report"]
+    assert "--cobertura --output-path /o/cobertura.xml" in joined and "--doctests" in report
+    assert report[report.index("--ignore-filename-regex") + 1] == llvmcov.ignore_regex(
+        cfg, Path("/ws")
+    )
     env = llvmcov.environment(cfg, Path("/t/coverage"), "/l/profdata", "/l/cov")
     assert env == {
         "CARGO_TARGET_DIR": "/t/coverage",
@@ -85,7 +91,8 @@ def test_command_and_environment() -> None:
         "RUSTC_BOOTSTRAP": "1",
     }
     off = config(CIPIPE_COVERAGE__DOCTESTS="false")
-    assert "--doctests" not in llvmcov.command(
+    assert "--doctests" not in llvmcov.command("e", off)
+    assert "--doctests" not in llvmcov.report_command(
         "e", off, workspace=Path("/w"), output_dir=Path("/o")
     )
     assert "RUSTC_BOOTSTRAP" not in llvmcov.environment(off, Path("/t"), "p", "c")
