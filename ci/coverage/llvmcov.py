@@ -167,6 +167,12 @@ def find_tools(cfg: CoverageConfig, env: Mapping[str, str]) -> tuple[str, str, i
     raise not_found(major)
 
 
+def version_line(tool: str) -> str:
+    """The line of `<tool> --version` naming its LLVM version ("" when none)."""
+    out = _probe([tool, "--version"])
+    return next((line.strip() for line in out.splitlines() if _TOOL_LLVM.search(line)), "")
+
+
 def _probe(cmd: list[str]) -> str:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)

@@ -26,7 +26,7 @@ from ci.coverage.config import CoverageConfig, load
 from ci.coverage.git import Git, choose_base
 from ci.coverage.report import Outcome, table
 from ci.coverage.steps import codecov_check, gates, history_check, keep, write_reports
-from ci.errors import ConfigError
+from ci.errors import ConfigError, ToolMissing
 from ci.history import current_context
 from ci.interrupts import shield
 from ci.result import Finding, StageResult, Status
@@ -103,7 +103,11 @@ def cache_inputs(settings: Settings) -> dict[str, str] | None:
         baseline = "this commit"
     else:
         baseline = f"{found.commit}:{found.total:.3f}"
-    parts = {"baseline": f"{base_sha}:{baseline}", **services(settings)}
+    parts = {
+        "baseline": f"{base_sha}:{baseline}",
+        "llvm": _llvm_identity(cfg, settings),
+        **services(settings),
+    }
     if cfg.codecov.required:  # a required upload's verdict depends on the token being set
         parts["codecov_token"] = "set" if settings.env.get("CODECOV_TOKEN") else "unset"
     return parts
@@ -116,6 +120,18 @@ def coverable(report: Path) -> bool:
         return int(root.get("lines-valid") or "1") > 0
     except (ElementTree.ParseError, OSError, ValueError):
         return True  # let the reader say what is wrong with it
+
+
+def _llvm_identity(cfg: CoverageConfig, settings: Settings) -> str:
+    """For the cache key: which llvm-profdata/llvm-cov read the profiles (their version
+    can move the figures), or why there are none (then the stage errors, never replays)."""
+    if cfg.engine != "llvm-cov":
+        return "not used"
+    try:
+        profdata, llvm_cov, _ = llvmcov.find_tools(cfg, settings.env)
+    except ToolMissing as err:
+        return f"unusable: {err}"
+    return " ".join(f"{p}={llvmcov.version_line(p)}" for p in (profdata, llvm_cov))
 
 
 def run(ctx: StageContext) -> StageResult:
