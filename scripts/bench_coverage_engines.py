@@ -13,7 +13,7 @@ repeatability of the figures over N identical runs of the real `nox -s coverage`
 The machine may be shared: the load average is printed beside every timing.
 
 Usage: python3 scripts/bench_coverage_engines.py [--runs 5] [--engines llvm-cov,tarpaulin]
-       [--compile] [--workspace PATH]
+       [--compile] [--workspace PATH] [--keep-target]
 """
 
 from __future__ import annotations
@@ -90,12 +90,15 @@ def figures(out: Path) -> tuple[int, int, str]:
     return report.covered, report.coverable, hashlib.sha256(repr(per_file).encode()).hexdigest()
 
 
-def runs(engine: str, n: int, workspace: Path | None) -> None:
-    """One cold and `n` warm runs of the stage with `engine`."""
+def runs(engine: str, n: int, workspace: Path | None, keep: bool) -> None:
+    """One first (cold unless `keep` found it built) and `n` more runs with `engine`."""
     scratch = Path(tempfile.mkdtemp(prefix=f"bench-{engine}-"))
-    subdir = f"coverage-bench-{engine}-{uuid.uuid4().hex[:8]}"
+    subdir = (
+        f"coverage-bench-{engine}" if keep else f"coverage-bench-{engine}-{uuid.uuid4().hex[:8]}"
+    )
     cfg = settings.load(ROOT)
     target = cfg.cargo_target_dir or (workspace or cfg.workspace) / "target"
+    cold = not (target / subdir).exists()
     seen: list[tuple[int, int, str]] = []
     try:
         for i in range(n + 1):
@@ -113,7 +116,7 @@ def runs(engine: str, n: int, workspace: Path | None) -> None:
             before = load()
             wall, result = run(env)
             checks = {c["name"]: c for c in result["checks"]}
-            label = "cold" if i == 0 else f"warm{i}"
+            label = ("cold" if cold else "first") if i == 0 else f"warm{i}"
             try:
                 cov, able, digest = figures(scratch / f"out{i}")
             except ReportError as err:  # a run without a report is a number too
@@ -136,7 +139,8 @@ def runs(engine: str, n: int, workspace: Path | None) -> None:
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        shutil.rmtree(target / subdir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(target / subdir, ignore_errors=True)
 
 
 def main() -> int:
@@ -146,6 +150,9 @@ def main() -> int:
     parser.add_argument("--engines", default="llvm-cov,tarpaulin")
     parser.add_argument("--compile", action="store_true", help="time compiling tarpaulin")
     parser.add_argument("--workspace", type=Path, default=None)
+    parser.add_argument(
+        "--keep-target", action="store_true", help="reuse and keep <target>/coverage-bench-<engine>"
+    )
     args = parser.parse_args()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     print(f"coverage engines on {args.workspace or ROOT} ({os.cpu_count()} cores)")
@@ -153,7 +160,7 @@ def main() -> int:
         print(f"setup {engine}: ", end="", flush=True)
         print(setup_llvm_cov() if engine == "llvm-cov" else setup_tarpaulin(args.compile))
     for engine in engines:
-        runs(engine, args.runs, args.workspace)
+        runs(engine, args.runs, args.workspace, args.keep_target)
     return 0
 
 

@@ -127,6 +127,18 @@ fn fifo_within_level() {
 }
 
 #[test]
+fn a_price_without_a_level_has_no_orders() {
+    // Found by source-based coverage: the branch for a price with no level was never run.
+    let mut book = OrderBook::new();
+    assert!(book.level_orders(Side::Buy, Price(100)).is_empty());
+    let mut fills = Vec::new();
+    book.submit(lim(1, Side::Sell, 100, 2), &mut fills).unwrap();
+    book.submit(lim(2, Side::Buy, 100, 2), &mut fills).unwrap();
+    assert!(book.level_orders(Side::Sell, Price(100)).is_empty());
+    assert!(book.level_orders(Side::Buy, Price(100)).is_empty());
+}
+
+#[test]
 fn price_priority_beats_time_priority() {
     let mut book = OrderBook::new();
     let mut fills = Vec::new();
