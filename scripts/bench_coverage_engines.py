@@ -56,11 +56,11 @@ def setup_llvm_cov() -> str:
     pkg = f"llvm-{major}"
     if Path(f"/usr/lib/llvm-{major}/bin/llvm-profdata").is_file():
         size = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Installed-Size}", pkg, f"lib{pkg}"],
+            ["dpkg-query", "-W", "-f=${Installed-Size} ", pkg, f"libllvm{major}"],
             capture_output=True, text=True, check=False,
         ).stdout  # fmt: skip
         mib = sum(int(s) for s in size.split() if s.isdigit()) // 1024
-        apt = f"{pkg} already installed ({mib} MiB with lib{pkg}; not re-timed)"
+        apt = f"{pkg} already installed ({mib} MiB with libllvm{major}; not re-timed)"
     else:
         start = time.perf_counter()
         subprocess.run(["apt-get", "install", "-y", "-qq", pkg], check=True, capture_output=True)

@@ -39,17 +39,20 @@ def tool_llvm_major(version_output: str) -> int | None:
 
 
 def candidates(
-    cfg: CoverageConfig, env: Mapping[str, str], major: int
+    cfg: CoverageConfig, env: Mapping[str, str], major: int, rustlib_bin: Path | None = None
 ) -> list[dict[str, Path | str]]:
     """Where to look for llvm-profdata and llvm-cov, in order: `coverage.llvm_bin`, then
-    $LLVM_PROFDATA/$LLVM_COV (cargo-llvm-cov's own variables), then Debian's
-    /usr/lib/llvm-<major>/bin, then `llvm-profdata-<major>` and `llvm-profdata` on PATH
-    (a bare name: resolved by the caller)."""
+    $LLVM_PROFDATA/$LLVM_COV (cargo-llvm-cov's own variables), then rustup's llvm-tools
+    component (`rustlib_bin`: always rustc's own LLVM, where rustup can reach it), then
+    Debian's /usr/lib/llvm-<major>/bin, then `llvm-profdata-<major>` and `llvm-profdata`
+    on PATH (a bare name: resolved by the caller)."""
     found: list[dict[str, Path | str]] = []
     if cfg.llvm_bin:
         found.append({t: Path(cfg.llvm_bin) / t for t in TOOLS})
     if env.get("LLVM_PROFDATA") and env.get("LLVM_COV"):
         found.append({"llvm-profdata": env["LLVM_PROFDATA"], "llvm-cov": env["LLVM_COV"]})
+    if rustlib_bin is not None:
+        found.append({t: rustlib_bin / t for t in TOOLS})
     found.append({t: Path(f"/usr/lib/llvm-{major}/bin") / t for t in TOOLS})
     found.append({t: f"{t}-{major}" for t in TOOLS})
     found.append({t: t for t in TOOLS})
@@ -150,10 +153,16 @@ def find_tools(cfg: CoverageConfig, env: Mapping[str, str]) -> tuple[str, str, i
     pair that exists; ToolMissing (one line) when none does or its major is not rustc's.
     Quiet probes (`rustc -vV`, `<tool> --version`), not pipeline steps."""
     rustc = shutil.which(env.get("RUSTC", "rustc"), path=env.get("PATH"))
-    major = rustc_llvm_major(_probe([rustc, "-vV"]) if rustc else "")
+    verbose = _probe([rustc, "-vV"]) if rustc else ""
+    major = rustc_llvm_major(verbose)
     if major is None:
         raise ToolMissing("rustc", "`rustc -vV` names no LLVM version; install Rust with rustup")
-    for pair in candidates(cfg, env, major):
+    host = re.search(r"^host: (\S+)", verbose, re.M)
+    sysroot = _probe([str(rustc), "--print", "sysroot"]).strip()
+    rustlib = (
+        Path(sysroot) / "lib" / "rustlib" / host.group(1) / "bin" if host and sysroot else None
+    )
+    for pair in candidates(cfg, env, major, rustlib):
         paths = {t: shutil.which(str(p), path=env.get("PATH")) for t, p in pair.items()}
         if not all(paths.values()):
             continue

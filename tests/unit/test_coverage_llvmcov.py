@@ -56,10 +56,11 @@ def test_a_major_other_than_rustcs_is_one_line_saying_what_to_install() -> None:
 def test_where_the_llvm_tools_are_looked_for() -> None:
     cfg = config(CIPIPE_COVERAGE__LLVM_BIN="/opt/llvm/bin")
     env = {"LLVM_PROFDATA": "/e/profdata", "LLVM_COV": "/e/cov"}
-    found = llvmcov.candidates(cfg, env, 22)
+    found = llvmcov.candidates(cfg, env, 22, Path("/sys/lib/rustlib/x86_64/bin"))
     assert [str(c["llvm-profdata"]) for c in found] == [
         "/opt/llvm/bin/llvm-profdata",
         "/e/profdata",
+        "/sys/lib/rustlib/x86_64/bin/llvm-profdata",
         "/usr/lib/llvm-22/bin/llvm-profdata",
         "llvm-profdata-22",
         "llvm-profdata",
