@@ -231,7 +231,9 @@ def install(
             runner.say(f"tools: compiled only when a stage first needs them: {', '.join(later)}")
     steps = plan(names)
     if not steps:
-        runner.say(f"tools: all at their pinned versions in {tools_dir(runner.base_env)}")
+        runner.say(
+            f"tools: all at their pinned versions (in {tools_dir(runner.base_env)} or on PATH)"
+        )
         return []
     for tool, found in steps:
         have = f"installed {found}" if found else "not installed"
