@@ -33,6 +33,7 @@ INSTALL_HINTS: dict[str, str] = {
     "cargo-audit": "run `invoke tools.install --only cargo-audit`",
     "cargo-deny": "run `invoke tools.install --only cargo-deny`",
     "cargo-tarpaulin": "run `invoke tools.install --only cargo-tarpaulin`",
+    "cargo-llvm-cov": "run `invoke tools.install --only cargo-llvm-cov`",
     "docker": "install Docker Engine, or set [tool.pipeline.services] backend = 'local'",
     "initdb": "install PostgreSQL server binaries (apt-get install postgresql-15)",
     "postgres": "install PostgreSQL server binaries (apt-get install postgresql-15)",
