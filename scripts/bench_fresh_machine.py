@@ -5,7 +5,8 @@ the first `invoke ci` after it (goal: 4 min each; the issue measured 13.0 and 5.
 "Fresh" is simulated on this machine, and the simulation says what it cannot reset:
 - an empty tools prefix (CIPIPE_TOOLS_DIR in a temp dir) and a PATH holding only the
   Rust toolchain (cargo, rustc, rustup, rustfmt, clippy: symlinks into a temp dir) and
-  /usr/bin:/bin, so no cargo tool installed earlier (~/.cargo/bin, a global pip) counts;
+  the system folders (/usr/sbin:/usr/bin:/sbin:/bin), so no cargo tool installed
+  earlier (~/.cargo/bin, a global pip) counts;
 - a new virtualenv without the system's site-packages: `pip install -e .[dev]` really
   installs (from PyPI or PIP_FIND_LINKS);
 - a new CARGO_TARGET_DIR, stage cache, history file and output folder;
@@ -61,7 +62,9 @@ def fresh_env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CIPIPE_", "CARGO_TARGET"))}
     env.update(
         {
-            "PATH": os.pathsep.join([str(venv / "bin"), str(rust), "/usr/bin", "/bin"]),
+            "PATH": os.pathsep.join(
+                [str(venv / "bin"), str(rust), "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+            ),
             "VIRTUAL_ENV": str(venv),
             "CIPIPE_TOOLS_DIR": str(tmp / "tools"),
             "CARGO_TARGET_DIR": str(target),
