@@ -17,7 +17,7 @@ the first `invoke ci` after it (goal: 4 min each; the issue measured 13.0 and 5.
 
 The load average is printed beside every number: other work on the machine slows both.
 
-Usage: python3 scripts/bench_fresh_machine.py [--keep DIR] [--setup-only]
+Usage: python3 scripts/bench_fresh_machine.py [--keep DIR] [--setup-only] [--timeout-factor N]
 """
 
 from __future__ import annotations
@@ -108,10 +108,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--keep", type=Path, help="copy the run's output folder here")
     parser.add_argument("--setup-only", action="store_true")
+    parser.add_argument(
+        "--timeout-factor",
+        help="[tool.pipeline] timeout_factor for the run (a loaded machine's cold build can "
+        "outlast a stage's default hard limit of 3x its budget)",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fresh-machine-"))
     try:
         env = fresh_env(tmp)
+        if args.timeout_factor:
+            env["CIPIPE_TIMEOUT_FACTOR"] = args.timeout_factor
         print(f"fresh machine simulated in {tmp} ({os.cpu_count()} cores)")
         wall, code, loads = timed(["bash", ".ci/setup"], env, tmp / "setup.log")
         print(f"bash .ci/setup: {wall / 60:.1f} min ({wall:.0f} s), exit {code} {loads}")
@@ -129,6 +136,7 @@ def main() -> int:
         if args.keep:
             shutil.copytree(tmp / "out", args.keep, dirs_exist_ok=True)
             shutil.copy(tmp / "ci.log", args.keep / "ci.log")
+            shutil.copy(tmp / "history.sqlite3", args.keep / "history.sqlite3")
             print(f"  results kept in {args.keep}")
         return 0 if code == 0 else 1
     finally:
