@@ -92,6 +92,7 @@ PLACES: tuple[tuple[str, int], ...] = (
     ("ci.features", SHARED),
     ("ci.parsers", SHARED),
     ("ci.tools", SHARED),
+    ("ci.toolwheels", SHARED),  # the prebuilt tools ci.tools installs
     # 6 base
     ("ci", BASE),  # the package itself (its docstring only)
     ("ci.contract", BASE),
