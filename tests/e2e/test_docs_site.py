@@ -51,6 +51,8 @@ def test_the_site_builds_strictly_with_no_broken_link(
     assert len(pages) > 20
     broken = []
     for page, parsed in pages.items():
+        if page.name == "404.html":  # served at any path: its links are root-absolute
+            continue
         for link in parsed.links:
             parts = urlsplit(link)
             if parts.scheme or link.startswith("//"):
