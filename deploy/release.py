@@ -30,6 +30,13 @@ class Release:
     manifest: Path
     dirty: bool = False
     epoch: int = 0  # SOURCE_DATE_EPOCH of the build (the commit time)
+    crate_version: str = ""  # what the binary reports; differs from `version` on main builds
+
+    @property
+    def reported_version(self) -> str:
+        """The version the running binary reports on /health (its crate's version): a
+        release's equals its tag; a main build's is the crate version it was built at."""
+        return self.crate_version or self.version
 
     @property
     def short_commit(self) -> str:
@@ -80,6 +87,7 @@ def read_release(manifest: Path) -> Release:
             manifest=manifest,
             dirty=bool(data.get("dirty", False)),
             epoch=int(data.get("source_date_epoch") or 0),
+            crate_version=str(data.get("crate_version") or ""),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise PreconditionFailed(

@@ -171,7 +171,7 @@ class StagingDeploy:
                 self.parts.log.settings.out_dir,
                 self.cfg.url,
                 smoke=True,
-                version=self.release.version,
+                version=self.release.reported_version,
             )
             chk.summary = smoke.summary
             if not smoke.passed:
@@ -307,7 +307,7 @@ class StagingDeploy:
                     log.settings.out_dir,
                     self.cfg.url,
                     smoke=False,
-                    version=version,
+                    version=self.release.reported_version,
                     restart=restart_command(sock),
                 )
             chk.summary = suite.summary

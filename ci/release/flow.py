@@ -141,6 +141,9 @@ def build_and_package(ctx: StageContext, plan: Plan, cfg: ReleaseConfig) -> dict
         "schema": MANIFEST_SCHEMA,
         "crate": plan.crate.name,
         "version": plan.tag.version,
+        # what the binary itself reports (its crate's version): a main build's version
+        # (`<crate version>-main.g<commit>`) is the build's, not the binary's
+        "crate_version": plan.crate.version,
         "tag": plan.tag.name,
         "prerelease": plan.tag.prerelease,
         "commit": plan.commit,

@@ -125,6 +125,22 @@ def test_release_is_read_and_checked_against_its_digest(tmp_path: Path) -> None:
     assert name.pinned("sha256:ab") == "127.0.0.1:5000/trading-system@sha256:ab"
 
 
+def test_a_main_build_is_staged_under_its_version_but_checked_for_its_crate_s(
+    tmp_path: Path,
+) -> None:
+    """The binary of `0.1.0-main.g<commit>` reports 0.1.0 on /health (the act tier's push
+    to main found staging's smoke test expecting the build's version there)."""
+    release = read_release(
+        write_manifest(
+            tmp_path, b"\x7fELF", version="0.1.0-main.gaaaaaaaaaaaa", crate_version="0.1.0"
+        )
+    )
+    assert release.tags()[0] == "0.1.0-main.gaaaaaaaaaaaa"
+    assert release.reported_version == "0.1.0"
+    older = read_release(write_manifest(tmp_path / "old", b"\x7fELF", version="1.2.3"))
+    assert older.reported_version == "1.2.3"  # a manifest from before crate_version
+
+
 def test_a_binary_changed_after_the_release_is_refused(tmp_path: Path) -> None:
     path = write_manifest(tmp_path, b"original")
     (tmp_path / "bin" / "trading-system").write_bytes(b"tampered")
