@@ -297,9 +297,14 @@ def test_the_nightly_schedule_runs_bench_load_stress_and_fuzz(tmp_path: Path) ->
             CIPIPE_STRESS__MAX_RATE="1000",
             CIPIPE_STRESS__REFINE_STEPS="0",
             CIPIPE_FUZZ__SECONDS="5",
+            # The tier checks the nightly wiring; the latency gate's verdict on a 2-core
+            # machine shared with the rest of the suite is `nox -s load`'s to give.
+            CIPIPE_LOAD__P99_MS="1000",
         ),
     )
-    run = runner.run("schedule", "nightly.yml", {"schedule": "17 2 * * *"})
+    # The nightly job only: the cache-audit job of the same workflow is proven by
+    # tests/e2e/test_cache_audit.py (and would re-run four stages here).
+    run = runner.run("schedule", "nightly.yml", {"schedule": "17 2 * * *"}, jobs=["nightly"])
     assert run.result("nightly") == "success", run.log[-6000:]
     results = runner.artifacts() / "pipeline-nightly"
     for stage in ("bench", "load", "stress", "fuzz"):
