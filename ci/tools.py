@@ -296,19 +296,24 @@ def _version_of(exe: str) -> str | None:
     name = Path(exe).name.removesuffix(".exe")
     if found is None and name.startswith("cargo-"):
         # Some cargo subcommands only answer as cargo calls them (`cargo-llvm-cov llvm-cov
-        # --version`).
-        found = _ask_version([exe, name.removeprefix("cargo-"), "--version"])
+        # --version`). The answer must name the tool: `cargo-auditable auditable
+        # --version` hands over to cargo and prints cargo's own version.
+        sub = name.removeprefix("cargo-")
+        found = _ask_version([exe, sub, "--version"], naming=sub)
     # Some cannot print their version at all outside cargo (`cargo-auditable`): then ask
     # the install record of the exe's cargo root.
     return found or recorded_version(Path(exe))
 
 
-def _ask_version(cmd: list[str]) -> str | None:
+def _ask_version(cmd: list[str], naming: str = "") -> str | None:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return parse_version(proc.stdout + proc.stderr) if proc.returncode == 0 else None
+    text = proc.stdout + proc.stderr
+    if proc.returncode != 0 or (naming and naming not in text):
+        return None
+    return parse_version(text)
 
 
 def recorded_version(exe: Path) -> str | None:
