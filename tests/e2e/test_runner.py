@@ -47,7 +47,7 @@ def test_missing_tool_has_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_path
         runner.run(["cargo-deny", "check"])
     assert str(err.value) == (
         "cargo-deny not found on PATH: "
-        "run `invoke tools.install` (cargo install --locked cargo-deny)"
+        "run `invoke tools.install --only cargo-deny`"
     )
     with pytest.raises(ToolMissing, match="install some-tool"):
         require("some-tool")
