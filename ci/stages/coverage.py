@@ -207,6 +207,10 @@ def _engine(
             llvmcov.environment(cfg, target, profdata, llvm_cov),
             output / llvmcov.COBERTURA,
         )
+    # tarpaulin runs every doc-test binary under <target>/doctests: the folder is shared by
+    # every workspace measured with this target dir, so another crate's doc tests (left by
+    # an earlier run) would be run and counted as this one's.
+    shutil.rmtree(target / "doctests", ignore_errors=True)
     argv = tarpaulin.command(exe, cfg, target_dir=target, output_dir=output, extra=extra)
     return argv, None, tarpaulin.environment(cfg, target), output / tarpaulin.COBERTURA
 
