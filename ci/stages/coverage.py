@@ -11,6 +11,7 @@ tarpaulin; arguments after a second `--` go to cargo tarpaulin."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import tempfile
 from contextlib import ExitStack
@@ -198,6 +199,11 @@ def _engine(
     The llvm-cov engine first finds llvm-profdata/llvm-cov of rustc's LLVM major (one
     clear line when they are missing or of another major)."""
     if cfg.engine == "llvm-cov":
+        # cargo llvm-cov reports every test binary and profile under its target dir: one
+        # folder per workspace, or another workspace's runs (left in the shared target dir)
+        # would be measured and counted as this one's.
+        where = hashlib.sha256(str(ctx.workspace.resolve()).encode()).hexdigest()[:12]
+        target = target / f"ws-{where}"
         profdata, llvm_cov, major = llvmcov.find_tools(cfg, ctx.runner.base_env)
         ctx.runner.say(f"coverage: LLVM {major} tools {profdata}, {llvm_cov} (rustc's major)")
         output.mkdir(parents=True, exist_ok=True)
@@ -253,6 +259,10 @@ def _measure(
         chk.tool_version = version
         # llvm-cov: cargo's "Running <binary>" lines (stderr) among the test output.
         merge = cfg.engine == "llvm-cov"
+        if report_argv is not None:
+            # the workspace's own binaries and profiles of an earlier run (another feature
+            # set) would be read with this run's: removed (dependencies stay built)
+            ctx.runner.run([exe, "llvm-cov", "clean", "--workspace"], cwd=ctx.workspace, env=env)
         res = ctx.runner.run(argv, cwd=ctx.workspace, env=env, merge_stderr=merge)
         if report_argv is not None:  # figures of whatever ran, failing tests included
             ctx.runner.run(report_argv, cwd=ctx.workspace, env=env)
