@@ -10,6 +10,7 @@ size bound by evicting the least recently used entries.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -155,8 +156,10 @@ class CacheStore:
                 os.rename(final, aside / "entry")
             try:
                 os.rename(tmp, final)
-            except OSError:
-                if not (final / "entry.json").is_file():  # not a concurrent run's copy
+            except OSError as err:
+                # Another writer's entry for the same key took the place first (it may be
+                # moved aside again by a third): the same inputs, so it stands for ours.
+                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                     raise
             finally:
                 shutil.rmtree(aside, ignore_errors=True)

@@ -35,6 +35,7 @@ from ci.history.context import GitState
 from ci.history.records import Deployment, utc_now
 from ci.settings import Settings
 from deploy.errors import DeployError
+from deploy.rollout.analysis import CONTROLLER_LOST
 from deploy.rollout.signers import Verified
 
 KIND = "approval"
@@ -121,11 +122,16 @@ class Rejected:
 # ---- the store ---------------------------------------------------------------------
 def spent(deployments: Iterable[Deployment]) -> set[str]:
     """Requests used by a rollout that has ended (a refused run spends nothing; one
-    killed mid-way is still in progress until recovery closes it)."""
+    killed mid-way is still in progress until recovery closes it, and a rollout that
+    recovery rolled back because its controller was killed (trigger controller-lost)
+    passed no verdict on the version: rerunning it reuses the same approvals)."""
     return {
         str(d.details["request"])
         for d in deployments
-        if d.details.get("request") and d.outcome != "in_progress" and not d.details.get("refused")
+        if d.details.get("request")
+        and d.outcome != "in_progress"
+        and not d.details.get("refused")
+        and d.details.get("trigger") != CONTROLLER_LOST
     }
 
 

@@ -279,3 +279,18 @@ def test_the_production_workflow_asks_two_environments_in_sequence() -> None:
     assert "${{ inputs.version }}" in doc["run-name"]  # check_github matches the title
     for job in jobs.values():
         assert job["permissions"]["actions"] == "read"  # the run's reviews, read back
+
+
+def test_a_rollout_lost_with_its_controller_does_not_spend_its_approvals() -> None:
+    """A rollout killed mid-way is rolled back by the next run's recovery (its record's
+    trigger controller-lost): no verdict on the version, so the rerun keeps the approvals
+    it was given (the SIGKILL-then-rerun production test was refused for want of them)."""
+    from deploy.rollout.analysis import CONTROLLER_LOST
+
+    def dep(trigger: str, request: str) -> Deployment:
+        details = {"request": request, "trigger": trigger}
+        return Deployment(
+            "d", "production", "1.0.0", DIGEST, NOW, NOW, "rolled_back", "rollout", details=details
+        )
+
+    assert approvals.spent([dep(CONTROLLER_LOST, "r1"), dep("error-rate", "r2")]) == {"r2"}
