@@ -46,8 +46,7 @@ def test_missing_tool_has_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_path
     with Runner(stream=io.StringIO()) as runner, pytest.raises(ToolMissing) as err:
         runner.run(["cargo-deny", "check"])
     assert str(err.value) == (
-        "cargo-deny not found on PATH: "
-        "run `invoke tools.install --only cargo-deny`"
+        "cargo-deny not found on PATH: run `invoke tools.install --only cargo-deny`"
     )
     with pytest.raises(ToolMissing, match="install some-tool"):
         require("some-tool")
