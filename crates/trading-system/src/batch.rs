@@ -3,6 +3,7 @@
 //! committed in one pipelined round trip.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
@@ -10,7 +11,7 @@ use trading_core::{Execution, Fill, OrderStatus, OrderType, Qty};
 
 use crate::db::{FillRow, OrderRow};
 use crate::market::OrderCommand;
-use crate::store::{db_err, Stmts};
+use crate::store::{db_err, stamped, Stmts};
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -106,7 +107,7 @@ impl Batch {
 
     /// Writes the batch and commits the transaction [`begin_lock_and_read`](crate::store::begin_lock_and_read) began
     /// (one statement and the COMMIT, pipelined: one round trip); returns the new log head per
-    /// symbol.
+    /// symbol, and when the write's and the COMMIT's answers arrived.
     ///
     /// # Errors
     /// Database errors, as text (the transaction is then aborted: roll it back).
@@ -115,7 +116,7 @@ impl Batch {
         client: &Client,
         st: &Stmts,
         origin: &str,
-    ) -> Result<Vec<(String, i64)>, String> {
+    ) -> Result<(Vec<(String, i64)>, [Instant; 2]), String> {
         let o = &self.orders;
         let col = |f: fn(&OrderRow) -> String| o.iter().map(f).collect::<Vec<_>>();
         let (ids, client_ids): (Vec<i64>, Vec<Option<String>>) =
@@ -168,12 +169,13 @@ impl Batch {
         ];
         // Pipelined with the COMMIT: one round trip. If the write fails, the
         // transaction is aborted and COMMIT rolls it back.
-        let (heads, ()) = tokio::try_join!(
+        let ((heads, written), ((), committed)) = tokio::try_join!(
             biased;
-            client.query(&st.write, params),
-            client.batch_execute("COMMIT"),
+            stamped(client.query(&st.write, params)),
+            stamped(client.batch_execute("COMMIT")),
         )
         .map_err(|e| db_err(&e))?;
-        Ok(heads.iter().map(|r| (r.get(0), r.get(1))).collect())
+        let heads = heads.iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok((heads, [written, committed]))
     }
 }

@@ -9,7 +9,7 @@
 //!   Redis both answer within 1 s, 503 otherwise.
 //! * `GET /metrics` – Prometheus text (`http_requests_total`,
 //!   `http_request_duration_seconds`, `orders_total`, `fills_total`,
-//!   `orders_rejected_total`).
+//!   `orders_rejected_total`, and where an order's time goes: see [`phases`]).
 //! * `POST /orders` – `{"symbol","side":"buy|sell","type":"limit|market","price"?,"qty","client_id"?,"account"?}`
 //!   → 201 with the order and its fills; 400 malformed, 422 risk rejection (with `"rule"`).
 //! * `GET /orders/{id}`, `DELETE /orders/{id}` (404 unknown, 409 not open).
@@ -44,6 +44,7 @@ pub mod db;
 pub mod fault;
 pub mod market;
 pub mod metrics;
+pub mod phases;
 pub mod redis_pub;
 pub mod sequencer;
 pub mod store;

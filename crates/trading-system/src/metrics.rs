@@ -10,9 +10,13 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-/// Histogram bucket upper bounds, in seconds.
-pub const BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+use crate::phases::Phases;
+
+/// Histogram bucket upper bounds, in seconds: fine below 10 ms, where an order's
+/// answer and each of its phases fall, so quantiles read from them mean something.
+pub const BUCKETS: [f64; 20] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.005, 0.0075, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
 #[derive(Debug, Default, Clone)]
@@ -36,6 +40,8 @@ pub struct Metrics {
     /// Times the market was rebuilt from Postgres (failed write, diverging replay).
     pub rebuilds: AtomicU64,
     rejected: Mutex<BTreeMap<String, u64>>,
+    /// Time per phase of an order's path, and batch sizes.
+    pub phases: Phases,
 }
 
 impl Metrics {
@@ -133,6 +139,7 @@ impl Metrics {
                 let _ = writeln!(out, "orders_rejected_total{{rule=\"{}\"}} {n}", escape(rule));
             }
         }
+        self.phases.render(&mut out);
         out
     }
 }

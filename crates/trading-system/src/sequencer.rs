@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_postgres::Client;
@@ -22,6 +22,7 @@ use crate::batch::Batch;
 use crate::db::{self, FillRow, OrderRow};
 use crate::market::{Core, OrderCommand};
 use crate::metrics::Metrics;
+use crate::phases::Phase;
 use crate::redis_pub::RedisPub;
 use crate::store::{self, Stmts};
 
@@ -91,12 +92,14 @@ struct Job {
     /// in fact applied can never be placed twice: the second insert conflicts).
     id: Option<u64>,
     reply: oneshot::Sender<Result<Outcome, String>>,
+    queued: Instant,
 }
 
 /// Handle to queue work.
 #[derive(Debug, Clone)]
 pub struct Sequencer {
     tx: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Job {
@@ -112,16 +115,20 @@ impl Sequencer {
     /// Queue full, or the batch could not be committed (nothing of it happened).
     pub async fn run(&self, work: Work) -> Result<Outcome, String> {
         let (reply, rx) = oneshot::channel();
+        let queued = Instant::now();
         let job = Job {
             work,
             id: None,
             reply,
+            queued,
         };
         self.tx.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => "order queue is full".to_owned(),
             mpsc::error::TrySendError::Closed(_) => "sequencer stopped".to_owned(),
         })?;
-        rx.await.unwrap_or_else(|_| Err("sequencer stopped".to_owned()))
+        let outcome = rx.await.unwrap_or_else(|_| Err("sequencer stopped".to_owned()));
+        self.metrics.phases.observe(Phase::Sequenced, queued.elapsed());
+        outcome
     }
 }
 
@@ -148,6 +155,7 @@ pub struct Context {
 #[must_use]
 pub fn spawn(ctx: Context, client: Client) -> Sequencer {
     let (tx, mut rx) = mpsc::channel::<Job>(65_536);
+    let metrics = ctx.metrics.clone();
     tokio::spawn(async move {
         let mut conn = Conn {
             client: Some(client),
@@ -162,7 +170,14 @@ pub fn spawn(ctx: Context, client: Client) -> Sequencer {
                     Err(_) => break,
                 }
             }
+            let taken = Instant::now();
+            let phases = &ctx.metrics.phases;
+            phases.batch_size(batch.len());
+            for job in &batch {
+                phases.observe(Phase::Queue, taken.saturating_duration_since(job.queued));
+            }
             let result = run_batch(&ctx, &mut conn, &mut batch).await;
+            phases.observe(Phase::Batch, taken.elapsed());
             for (i, job) in batch.drain(..).enumerate() {
                 let r = match &result {
                     Ok(outcomes) => Ok(outcomes[i].clone()),
@@ -172,7 +187,7 @@ pub fn spawn(ctx: Context, client: Client) -> Sequencer {
             }
         }
     });
-    Sequencer { tx }
+    Sequencer { tx, metrics }
 }
 
 struct Conn {
@@ -200,7 +215,9 @@ impl Conn {
 
 /// Runs one batch, retrying once on a new connection when the old one broke.
 async fn run_batch(ctx: &Context, conn: &mut Conn, jobs: &mut [Job]) -> Result<Vec<Outcome>, String> {
+    let waited = Instant::now();
     let mut core = ctx.core.lock().await;
+    ctx.metrics.phases.observe(Phase::MarketLock, waited.elapsed());
     let mut last = String::new();
     for attempt in 0..2u64 {
         if attempt > 0 {
@@ -221,7 +238,9 @@ async fn run_batch(ctx: &Context, conn: &mut Conn, jobs: &mut [Job]) -> Result<V
             Ok((outcomes, batch)) => {
                 drop(core);
                 if let Some(r) = &ctx.redis {
+                    let start = Instant::now();
                     r.publish(&batch.fills).await;
+                    ctx.metrics.phases.observe(Phase::Publish, start.elapsed());
                 }
                 return Ok(outcomes);
             }
@@ -269,12 +288,18 @@ async fn sequence(
         .into_iter()
         .collect();
     let after: Vec<i64> = symbols.iter().map(|s| core.applied(s)).collect();
-    let entries = store::begin_lock_and_read(client, stmts, &symbols, &after).await?;
+    let phases = &ctx.metrics.phases;
+    let sent = Instant::now();
+    let (entries, [begun, locked]) = store::begin_lock_and_read(client, stmts, &symbols, &after).await?;
+    phases.observe(Phase::Begin, begun.saturating_duration_since(sent));
+    phases.observe(Phase::LockWait, locked.saturating_duration_since(begun));
     // A replay that diverges from what its writer saw (say, another version
     // matching differently) is repaired by rebuilding from Postgres, then retrying.
     let caught_up = core
         .replay(&entries)
         .map_err(|error| Failed { error, retry: true })?;
+    let matching = Instant::now();
+    phases.observe(Phase::CatchUp, matching.saturating_duration_since(locked));
     ctx.metrics
         .replayed
         .fetch_add(caught_up as u64, Ordering::Relaxed);
@@ -332,7 +357,11 @@ async fn sequence(
         };
         outcomes.push(outcome);
     }
-    let heads = batch.write(client, stmts, &ctx.origin).await?;
+    let sent = Instant::now();
+    phases.observe(Phase::Match, sent.saturating_duration_since(matching));
+    let (heads, [written, committed]) = batch.write(client, stmts, &ctx.origin).await?;
+    phases.observe(Phase::Write, written.saturating_duration_since(sent));
+    phases.observe(Phase::Commit, committed.saturating_duration_since(written));
     for (symbol, seq) in heads {
         core.mark_applied(&symbol, seq);
     }

@@ -5,8 +5,10 @@
 //! taken in key order (so two instances locking several symbols cannot deadlock)
 //! and released by the commit that makes their entries visible.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, IsolationLevel, Row, Statement};
@@ -115,6 +117,12 @@ pub async fn prepare(client: &Client) -> Result<Stmts, tokio_postgres::Error> {
     })
 }
 
+/// `fut`'s value and the instant it arrived: pipelined statements are timed by
+/// when each one's answer came back.
+pub(crate) async fn stamped<T, E>(fut: impl Future<Output = Result<T, E>>) -> Result<(T, Instant), E> {
+    fut.await.map(|v| (v, Instant::now()))
+}
+
 pub(crate) fn db_err(e: &tokio_postgres::Error) -> String {
     format!("database error: {e}")
 }
@@ -160,7 +168,8 @@ fn log_entry(r: &Row) -> LogEntry {
 /// Begins a transaction, takes the locks of `symbols` and reads the log entries of
 /// those symbols after `after`: pipelined, one round trip. The caller ends the
 /// transaction ([`Batch::write`](crate::batch::Batch::write) commits it; after an
-/// error, [`rollback`]).
+/// error, [`rollback`]). Also returns when the answers to `BEGIN` and to the locks
+/// arrived.
 ///
 /// # Errors
 /// Database errors, as text.
@@ -169,17 +178,17 @@ pub async fn begin_lock_and_read(
     st: &Stmts,
     symbols: &[String],
     after: &[i64],
-) -> Result<Vec<LogEntry>, String> {
+) -> Result<(Vec<LogEntry>, [Instant; 2]), String> {
     let (lock_params, read_params): (&[&(dyn ToSql + Sync)], &[&(dyn ToSql + Sync)]) =
         (&[&symbols], &[&symbols, &after]);
-    let (_, _, rows) = tokio::try_join!(
+    let (((), begun), (_, locked), rows) = tokio::try_join!(
         biased;
-        client.batch_execute("BEGIN"),
-        client.execute(&st.lock, lock_params),
+        stamped(client.batch_execute("BEGIN")),
+        stamped(client.execute(&st.lock, lock_params)),
         client.query(&st.log_since, read_params)
     )
     .map_err(|e| db_err(&e))?;
-    Ok(rows.iter().map(log_entry).collect())
+    Ok((rows.iter().map(log_entry).collect(), [begun, locked]))
 }
 
 /// Log entries not yet applied for `symbol` (or for every symbol), read without a
