@@ -7,7 +7,7 @@
 //! (waiting for this instance's market), `begin`, `lock_wait` (the symbols'
 //! advisory locks), `catch_up` (reading and applying other instances' log entries),
 //! `match` (risk checks, matching, id allocation), `write`, `commit`, `publish`
-//! (Redis) and `batch` (all of them). Pipelined statements are timed by when each
+//! (Redis, batches with fills) and `batch` (all of them). Pipelined statements are timed by when each
 //! one's answer arrived, so a lock wait shows as `lock_wait`, not as `catch_up`.
 
 use std::fmt::Write as _;
@@ -37,7 +37,7 @@ pub enum Phase {
     Write,
     /// The `COMMIT`.
     Commit,
-    /// Publishing the batch's fills to Redis.
+    /// Publishing the batch's fills to Redis (batches with fills only).
     Publish,
     /// The whole batch, from taking it to answering it.
     Batch,

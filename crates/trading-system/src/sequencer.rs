@@ -178,12 +178,17 @@ pub fn spawn(ctx: Context, client: Client) -> Sequencer {
             }
             let result = run_batch(&ctx, &mut conn, &mut batch).await;
             phases.observe(Phase::Batch, taken.elapsed());
-            for (i, job) in batch.drain(..).enumerate() {
-                let r = match &result {
-                    Ok(outcomes) => Ok(outcomes[i].clone()),
-                    Err(e) => Err(e.clone()),
-                };
-                let _ = job.reply.send(r);
+            match result {
+                Ok(outcomes) => {
+                    for (job, outcome) in batch.drain(..).zip(outcomes) {
+                        let _ = job.reply.send(Ok(outcome));
+                    }
+                }
+                Err(e) => {
+                    for job in batch.drain(..) {
+                        let _ = job.reply.send(Err(e.clone()));
+                    }
+                }
             }
         }
     });
@@ -237,7 +242,7 @@ async fn run_batch(ctx: &Context, conn: &mut Conn, jobs: &mut [Job]) -> Result<V
         match sequence(ctx, &mut core, client, stmts, jobs).await {
             Ok((outcomes, batch)) => {
                 drop(core);
-                if let Some(r) = &ctx.redis {
+                if let (Some(r), false) = (&ctx.redis, batch.fills.is_empty()) {
                     let start = Instant::now();
                     r.publish(&batch.fills).await;
                     ctx.metrics.phases.observe(Phase::Publish, start.elapsed());

@@ -33,28 +33,51 @@ fn lock_sql() -> String {
 const LOG_COLUMNS: &str =
     "l.seq, l.symbol, l.kind, l.order_id, l.lots, o.account, o.side, o.order_type, o.price, o.qty";
 
-/// Log entries of the given symbols after the given seqs, in log order.
-fn log_since_sql() -> String {
+/// The entries of symbol `{sym}` after seq `{after}`, each with its order. Both
+/// lateral subqueries are fenced (`OFFSET 0`: Postgres may not flatten them into
+/// joins), so each runs once per symbol, or per entry, with its values bound: index
+/// scans reading what is new, whatever plan Postgres caches for the statement. As
+/// plain joins, a generic plan hashed the whole log and every order: time growing
+/// with their length on every batch.
+fn entries_after(sym: &str, after: &str) -> String {
+    format!(
+        "CROSS JOIN LATERAL (
+             SELECT e.seq, e.symbol, e.kind, e.order_id, e.lots FROM order_log e
+             WHERE e.symbol = {sym} AND e.seq > {after} OFFSET 0
+         ) AS l
+         CROSS JOIN LATERAL (SELECT * FROM orders x WHERE x.id = l.order_id OFFSET 0) AS o"
+    )
+}
+
+/// Log entries of the given symbols after the given seqs, in log order. Only symbols
+/// whose head (`log_heads`) moved past what was applied are read: when no other
+/// instance wrote, that is one lookup per symbol (public for the tests that check
+/// its plan).
+#[must_use]
+pub fn log_since_sql() -> String {
     format!(
         "SELECT {LOG_COLUMNS}
          FROM unnest($1::text[], $2::bigint[]) AS w(symbol, after)
-         JOIN order_log l ON l.symbol = w.symbol AND l.seq > w.after
-         JOIN orders o ON o.id = l.order_id
-         ORDER BY l.seq"
+         CROSS JOIN LATERAL (SELECT seq FROM log_heads WHERE symbol = w.symbol OFFSET 0) AS h
+         {}
+         WHERE h.seq > w.after
+         ORDER BY l.seq",
+        entries_after("w.symbol", "w.after")
     )
 }
 
 /// Log entries of every symbol whose head is past what was applied (symbols not
-/// listed: from the start), in log order.
-fn log_since_all_sql() -> String {
+/// listed: from the start), in log order (public for the tests that check its plan).
+#[must_use]
+pub fn log_since_all_sql() -> String {
     format!(
         "SELECT {LOG_COLUMNS}
          FROM log_heads h
          LEFT JOIN unnest($1::text[], $2::bigint[]) AS w(symbol, after) ON w.symbol = h.symbol
-         JOIN order_log l ON l.symbol = h.symbol AND l.seq > COALESCE(w.after, 0)
-         JOIN orders o ON o.id = l.order_id
+         {}
          WHERE h.seq > COALESCE(w.after, 0)
-         ORDER BY l.seq"
+         ORDER BY l.seq",
+        entries_after("h.symbol", "COALESCE(w.after, 0)")
     )
 }
 
