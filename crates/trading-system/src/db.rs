@@ -203,18 +203,6 @@ fn order_row(r: &tokio_postgres::Row) -> OrderRow {
     }
 }
 
-/// Reserves a block of 1000 order ids: returns `start` (ids `start..start+1000`).
-///
-/// # Errors
-/// Database errors, as text.
-pub async fn next_id_block(client: &impl GenericClient) -> Result<i64, String> {
-    let row = client
-        .query_one("SELECT nextval('order_id_blocks')", &[])
-        .await
-        .map_err(|e| format!("cannot allocate order ids: {e}"))?;
-    Ok(row.get(0))
-}
-
 /// Open orders in time priority.
 ///
 /// # Errors

@@ -330,7 +330,7 @@ async fn sequence(
                 }
                 let id = match job.id {
                     Some(id) => id,
-                    None => store::next_order_id(core, &*client).await?,
+                    None => store::next_order_id(core, client, stmts).await?,
                 };
                 job.id = Some(id);
                 let cmd = OrderCommand {

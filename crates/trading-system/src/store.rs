@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, GenericClient, IsolationLevel, Row, Statement};
+use tokio_postgres::{Client, IsolationLevel, Row, Statement};
 use tracing::{info, warn};
 use trading_core::{OrderType, Price, Qty, Side};
 
@@ -126,17 +126,28 @@ pub struct Stmts {
     pub(crate) lock: Statement,
     pub(crate) log_since: Statement,
     pub(crate) write: Statement,
+    pub(crate) next_ids: Statement,
 }
 
-/// Prepares the sequencer's statements.
+/// Prepares the sequencer's statements, planned once for the connection's lifetime.
+///
+/// Each is written to run well with its values unknown at planning (arrays of any
+/// length, fenced lateral lookups), so the connection forces generic plans: left to
+/// choose, Postgres compares a generic plan costed for 10-element arrays with custom
+/// plans for the actual one-element arrays, finds it dearer and plans the write
+/// again for every batch, which cost as much as executing it.
 ///
 /// # Errors
 /// Database errors.
 pub async fn prepare(client: &Client) -> Result<Stmts, tokio_postgres::Error> {
+    client
+        .batch_execute("SET plan_cache_mode = force_generic_plan")
+        .await?;
     Ok(Stmts {
         lock: client.prepare(&lock_sql()).await?,
         log_since: client.prepare(&log_since_sql()).await?,
         write: client.prepare(WRITE_SQL).await?,
+        next_ids: client.prepare("SELECT nextval('order_id_blocks')").await?,
     })
 }
 
@@ -325,13 +336,19 @@ pub async fn rebuild_if_stale(
     Ok(())
 }
 
-/// The next order id, reserving a new block of 1000 from Postgres when needed.
+/// The next order id, reserving a new block of 1000 (ids `start..start+1000`, the
+/// sequence steps by 1000) from Postgres when needed.
 ///
 /// # Errors
 /// Database errors, as text.
-pub async fn next_order_id(core: &mut Core, client: &impl GenericClient) -> Result<u64, String> {
+pub async fn next_order_id(core: &mut Core, client: &Client, st: &Stmts) -> Result<u64, String> {
     if core.next_id >= core.id_end {
-        let start = db::next_id_block(client).await?.unsigned_abs();
+        let start = client
+            .query_one(&st.next_ids, &[])
+            .await
+            .map_err(|e| format!("cannot allocate order ids: {e}"))?
+            .get::<_, i64>(0)
+            .unsigned_abs();
         core.next_id = start;
         core.id_end = start + 1000;
     }

@@ -1,13 +1,19 @@
 //! The shared order log in Postgres: catching up stays cheap however long the log
-//! grows (only the entries after what an instance applied are read, through the
-//! `(symbol, seq)` index), whichever plan Postgres picks for the prepared statement.
+//! grows (only the entries after what an instance applied are read), whichever plan
+//! Postgres picks for the prepared statement, and the sequencer's statements are
+//! planned once, not per batch.
 //!
 //! Require `DATABASE_URL` and `REDIS_URL`; they fail without them.
 
 mod common;
 
+use std::sync::Arc;
+
 use common::{private_database, start_on};
 use tokio_postgres::SimpleQueryMessage;
+use trading_core::{OrderType, Price, Qty, Side};
+use trading_system::batch::Batch;
+use trading_system::market::{Core, OrderCommand};
 use trading_system::store;
 
 /// The plan text of `execute`.
@@ -92,6 +98,59 @@ async fn catching_up_reads_only_new_entries_however_long_the_log() {
                 "{mode}: {call} scans the whole log:\n{p}"
             );
         }
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sequencers_statements_are_planned_once() {
+    // Planning the batch's write anew for every batch cost as much as running it: with
+    // its arrays sized only at execution, Postgres judged the generic plan dearer than
+    // each custom one and kept re-planning.
+    let url = private_database("log_generic_").await;
+    let server = start_on(&url).await;
+    let client = trading_system::db::connect(&url).await.expect("postgres");
+    let stmts = store::prepare(&client).await.unwrap();
+    let symbols = vec![common::unique("G")];
+    let mut core = Core::default();
+    let mut fills = Vec::new();
+    for i in 0..8u64 {
+        let cmd = OrderCommand {
+            id: store::next_order_id(&mut core, &client, &stmts).await.unwrap(),
+            account: Arc::from("planner"),
+            symbol: symbols[0].clone(),
+            side: if i % 2 == 0 { Side::Buy } else { Side::Sell },
+            kind: OrderType::Limit(Price(100)),
+            qty: Qty(1),
+        };
+        let after = vec![core.applied(&symbols[0])];
+        let (entries, _) = store::begin_lock_and_read(&client, &stmts, &symbols, &after)
+            .await
+            .unwrap();
+        assert!(entries.is_empty());
+        fills.clear();
+        let exec = core.apply_new(&cmd, &mut fills).unwrap();
+        let mut batch = Batch::default();
+        batch.add_new(&cmd, None, &exec, &fills);
+        let (heads, _) = batch.write(&client, &stmts, "planner").await.unwrap();
+        for (symbol, seq) in heads {
+            core.mark_applied(&symbol, seq);
+        }
+    }
+    let plans = client
+        .query(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements
+             WHERE statement NOT LIKE '%pg_prepared_statements%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(plans.len(), 4);
+    for p in &plans {
+        let (sql, generic, custom): (String, i64, i64) = (p.get(0), p.get(1), p.get(2));
+        // once per batch (locks, catch-up, write), or once (the order id block)
+        let runs = if sql.contains("nextval") { 1 } else { 8 };
+        assert_eq!((generic, custom), (runs, 0), "planned per execution: {sql}");
     }
     server.shutdown().await.unwrap();
 }
