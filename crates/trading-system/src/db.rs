@@ -11,6 +11,11 @@ use tracing::{info, warn};
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "order_log", include_str!("../migrations/0002_order_log.sql")),
+    (
+        3,
+        "order_log_unmoved",
+        include_str!("../migrations/0003_order_log_unmoved.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations across instances ("tsmigr" in ASCII).

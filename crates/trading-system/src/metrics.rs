@@ -39,6 +39,12 @@ pub struct Metrics {
     pub replayed: AtomicU64,
     /// Times the market was rebuilt from Postgres (failed write, diverging replay).
     pub rebuilds: AtomicU64,
+    /// Speculative batches refused because another instance wrote their symbols first.
+    pub conflicts: AtomicU64,
+    /// Batches written speculatively (one round trip).
+    pub speculative: AtomicU64,
+    /// Batches written after locking and catching up (two round trips).
+    pub locked: AtomicU64,
     rejected: Mutex<BTreeMap<String, u64>>,
     /// Time per phase of an order's path, and batch sizes.
     pub phases: Phases,
@@ -120,12 +126,29 @@ impl Metrics {
                 "Rebuilds of the in-memory market from Postgres.",
                 &self.rebuilds,
             ),
+            (
+                "order_log_conflicts_total",
+                "Speculative batches refused (another instance wrote their symbols first) and run again locked.",
+                &self.conflicts,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = write!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
                 value.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP sequencer_batches_total Batches written, by way: speculative (matched, then \
+             locked, checked and written in one round trip) or locked (locked and caught up first).\n\
+             # TYPE sequencer_batches_total counter\n",
+        );
+        for (way, n) in [("speculative", &self.speculative), ("locked", &self.locked)] {
+            let _ = writeln!(
+                out,
+                "sequencer_batches_total{{way=\"{way}\"}} {}",
+                n.load(Ordering::Relaxed)
             );
         }
         out.push_str(
@@ -188,6 +211,11 @@ mod tests {
         assert!(text.contains("fills_total 0"));
         assert!(text.contains("order_log_replayed_total 0\n"));
         assert!(text.contains("# TYPE market_rebuilds_total counter\nmarket_rebuilds_total 0\n"));
+        m.speculative.fetch_add(3, Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.contains("order_log_conflicts_total 0\n"));
+        assert!(text.contains("sequencer_batches_total{way=\"speculative\"} 3\n"));
+        assert!(text.contains("sequencer_batches_total{way=\"locked\"} 0\n"));
         assert!(text.contains("orders_rejected_total{rule=\"max_order_qty\"} 1"));
     }
 

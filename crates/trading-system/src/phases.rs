@@ -5,7 +5,8 @@
 //! Per request: `queue` (waiting for the sequencer to take it) and `sequenced`
 //! (from queueing to the answer, as the handler sees it). Per batch: `market_lock`
 //! (waiting for this instance's market), `begin`, `lock_wait` (the symbols'
-//! advisory locks), `catch_up` (reading and applying other instances' log entries),
+//! advisory locks), `catch_up` (reading and applying other instances' log entries;
+//! for a speculative batch, checking that there are none),
 //! `match` (risk checks, matching, id allocation), `write`, `commit`, `publish`
 //! (Redis, batches with fills) and `batch` (all of them). Pipelined statements are timed by when each
 //! one's answer arrived, so a lock wait shows as `lock_wait`, not as `catch_up`.
@@ -29,7 +30,8 @@ pub enum Phase {
     Begin,
     /// The advisory locks of the batch's symbols.
     LockWait,
-    /// Reading and applying other instances' log entries.
+    /// Reading and applying other instances' log entries (speculative batches:
+    /// checking that there are none).
     CatchUp,
     /// Risk checks, matching and order id allocation.
     Match,

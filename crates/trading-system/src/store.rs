@@ -22,6 +22,9 @@ use crate::metrics::Metrics;
 /// First key of the per-symbol advisory locks ("ts"); the second is `hashtext(symbol)`.
 pub const LOCK_NAMESPACE: i32 = 0x7473;
 
+/// SQLSTATE of `order_log_unmoved` (migration 3) refusing a speculative batch.
+pub const MOVED: &str = "TS001";
+
 /// Takes the locks in key order: the outer select runs over the sorted subquery.
 fn lock_sql() -> String {
     format!(
@@ -127,6 +130,7 @@ pub struct Stmts {
     pub(crate) log_since: Statement,
     pub(crate) write: Statement,
     pub(crate) next_ids: Statement,
+    pub(crate) unmoved: Statement,
 }
 
 /// Prepares the sequencer's statements, planned once for the connection's lifetime.
@@ -148,6 +152,9 @@ pub async fn prepare(client: &Client) -> Result<Stmts, tokio_postgres::Error> {
         log_since: client.prepare(&log_since_sql()).await?,
         write: client.prepare(WRITE_SQL).await?,
         next_ids: client.prepare("SELECT nextval('order_id_blocks')").await?,
+        unmoved: client
+            .prepare("SELECT order_log_unmoved($1::text[], $2::bigint[])")
+            .await?,
     })
 }
 
