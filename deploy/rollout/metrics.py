@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ci.prometheus import Histogram, parse_labels, quantile, samples
+
+__all__ = ["Counters", "Sample", "from_prometheus", "merge", "parse_labels", "quantile", "sample"]
+
 NOT_TRAFFIC = frozenset({"/health", "/metrics"})
-_LINE = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True)
@@ -54,26 +55,13 @@ class Sample:
         return self.errors / self.requests if self.requests else None
 
 
-def parse_labels(text: str) -> dict[str, str]:
-    """`a="1",b="x"` -> {"a": "1", "b": "x"}."""
-    return {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in _LABEL.findall(text or "")}
-
-
 def from_prometheus(text: str, at: float, skip: Iterable[str] = NOT_TRAFFIC) -> Counters:
     """The service's counters from its /metrics text."""
     skip = frozenset(skip)
     requests = errors = total_sum = 0.0
     buckets: dict[float, float] = {}
-    for line in text.splitlines():
-        m = _LINE.match(line)
-        if not m:
-            continue
-        name, labels, raw = m.group(1), parse_labels(m.group(2) or ""), m.group(3)
+    for name, labels, value in samples(text):
         if labels.get("route") in skip:
-            continue
-        try:
-            value = float(raw)
-        except ValueError:
             continue
         if name == "http_requests_total":
             requests += value
@@ -134,26 +122,6 @@ def _delta(new: float, old: float) -> float:
     return new - old if new >= old else new
 
 
-def quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
-    """The q-quantile (seconds) of cumulative `buckets`, linear within a bucket; a rank
-    in the +Inf bucket answers the highest finite bound. None without observations."""
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    total = buckets[-1][1]
-    rank = q * total
-    lower_bound, lower_count = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank:
-            if math.isinf(bound):
-                return lower_bound
-            width = count - lower_count
-            if width <= 0:
-                return bound
-            return lower_bound + (bound - lower_bound) * (rank - lower_count) / width
-        lower_bound, lower_count = bound, count
-    return lower_bound
-
-
 def sample(prev: Counters, cur: Counters) -> Sample:
     """The interval between two snapshots of one colour. Requests: the larger of what
     the service and the proxy counted (a connection the service never saw still was a
@@ -166,19 +134,12 @@ def sample(prev: Counters, cur: Counters) -> Sample:
     proxy_failures = _delta(cur.proxy_failures, prev.proxy_failures)
     requests = max(svc_requests, proxy_requests)
     errors = min(requests, max(svc_errors, proxy_5xx) + proxy_failures)
-    old = dict(prev.buckets)
-    deltas = [(b, _delta(c, old.get(b, 0.0))) for b, c in cur.buckets]
-    # cumulative buckets stay monotone after subtraction unless a reset happened
-    fixed: list[tuple[float, float]] = []
-    running = 0.0
-    for bound, count in deltas:
-        running = max(running, count)
-        fixed.append((bound, running))
-    observed = fixed[-1][1] if fixed else 0.0
-    lat_sum = _delta(cur.latency_sum, prev.latency_sum)
+    latency = Histogram(cur.buckets, cur.latency_sum).since(
+        Histogram(prev.buckets, prev.latency_sum)
+    )
 
     def ms(q: float) -> float | None:
-        value = quantile(q, fixed)
+        value = latency.quantile(q)
         return None if value is None else value * 1000
 
     return Sample(
@@ -188,8 +149,8 @@ def sample(prev: Counters, cur: Counters) -> Sample:
         p50_ms=ms(0.50),
         p95_ms=ms(0.95),
         p99_ms=ms(0.99),
-        mean_ms=lat_sum / observed * 1000 if observed else None,
-        buckets=tuple(fixed),
+        mean_ms=None if latency.mean is None else latency.mean * 1000,
+        buckets=latency.buckets,
     )
 
 

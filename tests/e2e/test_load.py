@@ -40,7 +40,17 @@ def test_load_passes_and_records_the_figures(fixture_env) -> None:
     )
     assert figures["requests"] == 600 and figures["error_rate"] == 0
     assert 0 < figures["p99_ms"] < 500 and figures["peak_rss_mb"] > 0
-    assert "### Load test: passed" in Path(data["artifacts"]["markdown"]).read_text()
+    markdown = Path(data["artifacts"]["markdown"]).read_text()
+    assert "### Load test: passed" in markdown
+    # Where the time went, from the service's own histograms, with the load average.
+    folder = Path(data["artifacts"]["log"]).with_name("load")
+    split = json.loads(folder.joinpath("breakdown.json").read_text())
+    rows = {r["phase"]: r for r in split["rows"]}
+    assert {"http", "sequenced", "queue", "batch", "write", "commit"} <= set(rows)
+    assert rows["http"]["count"] == rows["sequenced"]["count"] == 600
+    assert 0 < rows["sequenced"]["mean_ms"] < rows["http"]["mean_ms"]
+    assert figures["load_start"] >= 0 and split["load_start"] == figures["load_start"]
+    assert "Where the time went" in markdown and "catch_up" in markdown
     assert_nothing_left(Path(data["artifacts"]["log"]))
 
 

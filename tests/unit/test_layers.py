@@ -91,6 +91,7 @@ PLACES: tuple[tuple[str, int], ...] = (
     ("ci.cargo", SHARED),
     ("ci.features", SHARED),
     ("ci.parsers", SHARED),
+    ("ci.prometheus", SHARED),  # tool parser: a service's /metrics (load stage, rollout)
     ("ci.tools", SHARED),
     ("ci.toolwheels", SHARED),  # the prebuilt tools ci.tools installs
     # 6 base

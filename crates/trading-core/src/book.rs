@@ -214,6 +214,11 @@ impl OrderBook {
         })
     }
 
+    /// Ids of every resting order, in no particular order.
+    pub fn ids(&self) -> impl Iterator<Item = OrderId> + '_ {
+        self.index.keys().copied()
+    }
+
     /// Resting order ids at one price level, in time priority (for inspection/tests).
     #[must_use]
     pub fn level_orders(&self, side: Side, price: Price) -> Vec<OrderId> {

@@ -170,6 +170,22 @@ impl MatchingEngine {
         self.book_mut(symbol).set_last_trade_price(price);
     }
 
+    /// Puts back a copy of `symbol`'s book taken earlier with
+    /// [`book`](Self::book)`(symbol).cloned()` (`None`: the book did not exist, so an
+    /// empty one), undoing whatever was submitted or cancelled there since; which
+    /// orders rest where is updated to match.
+    pub fn put_book(&mut self, symbol: &str, book: Option<OrderBook>) {
+        let bi = self.book_index(symbol);
+        let book = book.unwrap_or_default();
+        let old = std::mem::replace(&mut self.books[bi as usize], book);
+        for id in old.ids() {
+            self.locations.remove(&id);
+        }
+        for id in self.books[bi as usize].ids() {
+            self.locations.insert(id, bi);
+        }
+    }
+
     /// Total resting orders across all books.
     #[must_use]
     pub fn resting_orders(&self) -> usize {

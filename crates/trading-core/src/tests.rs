@@ -346,6 +346,41 @@ fn engine_replace_and_restore() {
     assert!(e.order(OrderId(10)).is_none());
 }
 
+#[test]
+fn engine_put_book_undoes_a_symbols_changes_only() {
+    let mut e = MatchingEngine::new();
+    let mut fills = Vec::new();
+    e.submit("A", lim(1, Side::Sell, 100, 5), &mut fills).unwrap();
+    e.submit("A", lim(2, Side::Sell, 101, 5), &mut fills).unwrap();
+    e.submit("B", lim(3, Side::Buy, 50, 5), &mut fills).unwrap();
+    let (a, never) = (e.book("A").cloned(), e.book("C").cloned());
+    let before = (e.depth("A", 10), e.last_trade_price("A"));
+    // Fills order 1, takes part of order 2, rests order 4; cancels 2; opens book C.
+    e.submit("A", lim(4, Side::Buy, 101, 7), &mut fills).unwrap();
+    e.submit("A", lim(5, Side::Buy, 99, 1), &mut fills).unwrap();
+    e.cancel(OrderId(2)).unwrap();
+    e.submit("C", lim(6, Side::Sell, 10, 1), &mut fills).unwrap();
+    e.put_book("A", a);
+    e.put_book("C", never);
+    assert_eq!((e.depth("A", 10), e.last_trade_price("A")), before);
+    assert_eq!(
+        e.order(OrderId(1)).map(|(s, o)| (s, o.remaining)),
+        Some(("A", Qty(5)))
+    );
+    assert_eq!(
+        e.order(OrderId(2)).map(|(s, o)| (s, o.remaining)),
+        Some(("A", Qty(5)))
+    );
+    assert!(e.order(OrderId(4)).is_none() && e.order(OrderId(5)).is_none());
+    assert!(e.order(OrderId(6)).is_none() && e.depth("C", 10).asks.is_empty());
+    assert_eq!(e.order(OrderId(3)).map(|(s, _)| s), Some("B"));
+    assert_eq!(e.resting_orders(), 3);
+    // ... and matching goes on from there as if nothing happened.
+    fills.clear();
+    e.submit("A", lim(7, Side::Buy, 100, 5), &mut fills).unwrap();
+    assert_eq!((fills.len(), fills[0].maker), (1, OrderId(1)));
+}
+
 // ---------------------------------------------------------------- risk
 
 fn checker() -> RiskChecker {

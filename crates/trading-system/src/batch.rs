@@ -1,8 +1,10 @@
 //! The rows one sequenced batch writes: new orders in their final state, updates
 //! of earlier orders it filled or cancelled, fills and log entries; written and
-//! committed in one pipelined round trip.
+//! committed in one pipelined round trip (together with taking the symbols' locks
+//! and checking their logs, for a speculative batch).
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
@@ -10,11 +12,39 @@ use trading_core::{Execution, Fill, OrderStatus, OrderType, Qty};
 
 use crate::db::{FillRow, OrderRow};
 use crate::market::OrderCommand;
-use crate::store::{db_err, Stmts};
+use crate::store::{db_err, stamped, Stmts, MOVED};
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
+
+/// Why a batch was not written (its transaction ended without it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Another instance appended to the log of one of the batch's symbols since it
+    /// was last applied here (speculative writes only): the batch saw stale books.
+    Moved(String),
+    /// Anything else, as text (the transaction is then aborted: roll it back).
+    Failed(String),
+}
+
+/// When each answer of a batch's write arrived (`None`: not part of it).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrivals {
+    /// `BEGIN`'s (speculative writes).
+    pub begun: Option<Instant>,
+    /// The symbols' locks (speculative writes).
+    pub locked: Option<Instant>,
+    /// The check that their logs did not move (speculative writes).
+    pub checked: Option<Instant>,
+    /// The write's.
+    pub written: Instant,
+    /// The `COMMIT`'s.
+    pub committed: Instant,
+}
+
+/// A speculative batch's symbols and the log position of each it was matched at.
+pub type Unmoved<'a> = (&'a [String], &'a [i64]);
 
 /// What a sequenced batch writes, in one transaction.
 #[derive(Debug, Default)]
@@ -104,18 +134,24 @@ impl Batch {
         }
     }
 
-    /// Writes the batch and commits the transaction [`begin_lock_and_read`](crate::store::begin_lock_and_read) began
-    /// (one statement and the COMMIT, pipelined: one round trip); returns the new log head per
-    /// symbol.
+    /// Writes the batch and commits; returns the new log head per symbol, and when
+    /// each answer arrived. Without `unmoved`, into the transaction
+    /// [`begin_lock_and_read`](crate::store::begin_lock_and_read) began (one statement
+    /// and the COMMIT). With it, the batch was matched speculatively on the books as
+    /// last seen: its own transaction takes the symbols' locks and checks that no
+    /// other instance wrote them since the given positions before writing. Either way
+    /// one round trip: the statements are pipelined, and the first one failing aborts
+    /// the transaction, which its COMMIT then rolls back.
     ///
     /// # Errors
-    /// Database errors, as text (the transaction is then aborted: roll it back).
+    /// [`Refused::Moved`] when the check failed; [`Refused::Failed`] otherwise.
     pub async fn write(
         &self,
         client: &Client,
         st: &Stmts,
         origin: &str,
-    ) -> Result<Vec<(String, i64)>, String> {
+        unmoved: Option<Unmoved<'_>>,
+    ) -> Result<(Vec<(String, i64)>, Arrivals), Refused> {
         let o = &self.orders;
         let col = |f: fn(&OrderRow) -> String| o.iter().map(f).collect::<Vec<_>>();
         let (ids, client_ids): (Vec<i64>, Vec<Option<String>>) =
@@ -166,14 +202,42 @@ impl Batch {
             &l_lots,
             &origin,
         ];
-        // Pipelined with the COMMIT: one round trip. If the write fails, the
-        // transaction is aborted and COMMIT rolls it back.
-        let (heads, ()) = tokio::try_join!(
-            biased;
-            client.query(&st.write, params),
-            client.batch_execute("COMMIT"),
-        )
-        .map_err(|e| db_err(&e))?;
-        Ok(heads.iter().map(|r| (r.get(0), r.get(1))).collect())
+        let write = stamped(client.query(&st.write, params));
+        let commit = stamped(client.batch_execute("COMMIT"));
+        let refused = |e: tokio_postgres::Error| match e.code() {
+            Some(code) if code.code() == MOVED => Refused::Moved(db_err(&e)),
+            _ => Refused::Failed(db_err(&e)),
+        };
+        let (rows, begun, locked, checked, written, committed) = match unmoved {
+            None => {
+                let ((rows, written), ((), committed)) =
+                    tokio::try_join!(biased; write, commit).map_err(refused)?;
+                (rows, None, None, None, written, committed)
+            }
+            Some((symbols, applied)) => {
+                let lock: &[&(dyn ToSql + Sync)] = &[&symbols];
+                let check: &[&(dyn ToSql + Sync)] = &[&symbols, &applied];
+                let (((), begun), (_, locked), (_, checked), (rows, written), ((), committed)) =
+                    tokio::try_join!(
+                        biased;
+                        stamped(client.batch_execute("BEGIN")),
+                        stamped(client.execute(&st.lock, lock)),
+                        stamped(client.execute(&st.unmoved, check)),
+                        write,
+                        commit,
+                    )
+                    .map_err(refused)?;
+                (rows, Some(begun), Some(locked), Some(checked), written, committed)
+            }
+        };
+        let arrivals = Arrivals {
+            begun,
+            locked,
+            checked,
+            written,
+            committed,
+        };
+        let heads = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok((heads, arrivals))
     }
 }

@@ -11,6 +11,11 @@ use tracing::{info, warn};
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "order_log", include_str!("../migrations/0002_order_log.sql")),
+    (
+        3,
+        "order_log_unmoved",
+        include_str!("../migrations/0003_order_log_unmoved.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migrations across instances ("tsmigr" in ASCII).
@@ -201,18 +206,6 @@ fn order_row(r: &tokio_postgres::Row) -> OrderRow {
         filled: r.get(8),
         status: r.get(9),
     }
-}
-
-/// Reserves a block of 1000 order ids: returns `start` (ids `start..start+1000`).
-///
-/// # Errors
-/// Database errors, as text.
-pub async fn next_id_block(client: &impl GenericClient) -> Result<i64, String> {
-    let row = client
-        .query_one("SELECT nextval('order_id_blocks')", &[])
-        .await
-        .map_err(|e| format!("cannot allocate order ids: {e}"))?;
-    Ok(row.get(0))
 }
 
 /// Open orders in time priority.

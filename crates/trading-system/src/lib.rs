@@ -9,7 +9,7 @@
 //!   Redis both answer within 1 s, 503 otherwise.
 //! * `GET /metrics` – Prometheus text (`http_requests_total`,
 //!   `http_request_duration_seconds`, `orders_total`, `fills_total`,
-//!   `orders_rejected_total`).
+//!   `orders_rejected_total`, and where an order's time goes: see [`phases`]).
 //! * `POST /orders` – `{"symbol","side":"buy|sell","type":"limit|market","price"?,"qty","client_id"?,"account"?}`
 //!   → 201 with the order and its fills; 400 malformed, 422 risk rejection (with `"rule"`).
 //! * `GET /orders/{id}`, `DELETE /orders/{id}` (404 unknown, 409 not open).
@@ -25,8 +25,11 @@
 //! batch and, in one transaction, locks the batch's symbols (advisory locks),
 //! applies the entries other instances appended since it last looked, risk-checks
 //! and matches each request, appends its orders, fills and log entries, and commits;
-//! then it publishes the fills to Redis and answers. A request is answered only
-//! after its write committed. Reads of books and positions first apply the entries
+//! then it publishes the fills to Redis and answers. While no other instance has
+//! written lately, a batch is matched first on the books as last seen, and its
+//! transaction checks under the locks that no entry was appended since (else
+//! Postgres refuses it, and the batch is undone and run again the first way): one
+//! round trip instead of two. A request is answered only after its write committed. Reads of books and positions first apply the entries
 //! they have not seen. On start-up (and after a failed write), the [`market`] is
 //! built from one consistent Postgres snapshot: open orders in their original
 //! priority, positions from the fills, and the log position per symbol.
@@ -44,6 +47,7 @@ pub mod db;
 pub mod fault;
 pub mod market;
 pub mod metrics;
+pub mod phases;
 pub mod redis_pub;
 pub mod sequencer;
 pub mod store;

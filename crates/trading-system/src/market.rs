@@ -7,6 +7,8 @@
 //! (integer prices, price-time priority), so replaying an accepted order yields the
 //! same fills its writer saw; the entry's recorded outcome is compared to be sure.
 
+mod journal;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -72,6 +74,8 @@ pub struct Core {
     applied: HashMap<String, i64>,
     pub(crate) next_id: u64,
     pub(crate) id_end: u64,
+    /// While a batch is speculative: what it changed, to undo it.
+    journal: Option<journal::Journal>,
 }
 
 impl Core {
@@ -128,6 +132,7 @@ impl Core {
     }
 
     fn open_mut(&mut self, account: &Arc<str>, symbol: &str) -> &mut Exposure {
+        self.save_open(account, symbol);
         let per_symbol = self.open.entry(account.clone()).or_default();
         if !per_symbol.contains_key(symbol) {
             per_symbol.insert(symbol.to_owned(), Exposure::default());
@@ -136,6 +141,7 @@ impl Core {
     }
 
     fn apply_fill(&mut self, account: &str, symbol: &str, side: Side, price: Price, qty: Qty) {
+        self.save_account(account);
         if let Some(p) = self.accounts.get_mut(account) {
             p.apply_fill(symbol, side, price, qty);
         } else {
@@ -158,6 +164,7 @@ impl Core {
             kind: o.kind,
             qty: o.qty,
         };
+        self.save_book(&o.symbol);
         let exec = self.engine.submit(&o.symbol, order, fills)?;
         for f in &fills[start..] {
             let maker = self
@@ -169,10 +176,12 @@ impl Core {
             self.apply_fill(&maker, &o.symbol, f.taker_side.opposite(), f.price, f.qty);
             self.remove_open(&maker, &o.symbol, f.taker_side.opposite(), f.qty);
             if f.maker_remaining.is_zero() {
+                self.save_owner(f.maker.0);
                 self.order_accounts.remove(&f.maker.0);
             }
         }
         if exec.status.is_live() {
+            self.save_owner(o.id);
             self.order_accounts.insert(o.id, o.account.clone());
             self.add_open(&o.account, &o.symbol, o.side, exec.remaining);
         }
@@ -184,7 +193,9 @@ impl Core {
     /// # Errors
     /// [`BookError::UnknownOrder`] when it is not resting.
     pub fn apply_cancel(&mut self, id: u64) -> Result<(String, RestingOrder), BookError> {
+        self.save_book_of(id);
         let (symbol, rest) = self.engine.cancel(OrderId(id))?;
+        self.save_owner(id);
         if let Some(account) = self.order_accounts.remove(&id) {
             self.remove_open(&account, &symbol, rest.side, rest.remaining);
         }

@@ -10,9 +10,13 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-/// Histogram bucket upper bounds, in seconds.
-pub const BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+use crate::phases::Phases;
+
+/// Histogram bucket upper bounds, in seconds: fine below 10 ms, where an order's
+/// answer and each of its phases fall, so quantiles read from them mean something.
+pub const BUCKETS: [f64; 20] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.005, 0.0075, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
 #[derive(Debug, Default, Clone)]
@@ -35,7 +39,15 @@ pub struct Metrics {
     pub replayed: AtomicU64,
     /// Times the market was rebuilt from Postgres (failed write, diverging replay).
     pub rebuilds: AtomicU64,
+    /// Speculative batches refused because another instance wrote their symbols first.
+    pub conflicts: AtomicU64,
+    /// Batches written speculatively (one round trip).
+    pub speculative: AtomicU64,
+    /// Batches written after locking and catching up (two round trips).
+    pub locked: AtomicU64,
     rejected: Mutex<BTreeMap<String, u64>>,
+    /// Time per phase of an order's path, and batch sizes.
+    pub phases: Phases,
 }
 
 impl Metrics {
@@ -114,12 +126,29 @@ impl Metrics {
                 "Rebuilds of the in-memory market from Postgres.",
                 &self.rebuilds,
             ),
+            (
+                "order_log_conflicts_total",
+                "Speculative batches refused (another instance wrote their symbols first) and run again locked.",
+                &self.conflicts,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = write!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
                 value.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP sequencer_batches_total Batches written, by way: speculative (matched, then \
+             locked, checked and written in one round trip) or locked (locked and caught up first).\n\
+             # TYPE sequencer_batches_total counter\n",
+        );
+        for (way, n) in [("speculative", &self.speculative), ("locked", &self.locked)] {
+            let _ = writeln!(
+                out,
+                "sequencer_batches_total{{way=\"{way}\"}} {}",
+                n.load(Ordering::Relaxed)
             );
         }
         out.push_str(
@@ -133,6 +162,7 @@ impl Metrics {
                 let _ = writeln!(out, "orders_rejected_total{{rule=\"{}\"}} {n}", escape(rule));
             }
         }
+        self.phases.render(&mut out);
         out
     }
 }
@@ -181,6 +211,11 @@ mod tests {
         assert!(text.contains("fills_total 0"));
         assert!(text.contains("order_log_replayed_total 0\n"));
         assert!(text.contains("# TYPE market_rebuilds_total counter\nmarket_rebuilds_total 0\n"));
+        m.speculative.fetch_add(3, Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.contains("order_log_conflicts_total 0\n"));
+        assert!(text.contains("sequencer_batches_total{way=\"speculative\"} 3\n"));
+        assert!(text.contains("sequencer_batches_total{way=\"locked\"} 0\n"));
         assert!(text.contains("orders_rejected_total{rule=\"max_order_qty\"} 1"));
     }
 

@@ -1,27 +1,30 @@
 //! The sequencer: the one task per instance that changes the market.
 //!
 //! Requests queue [`Work`]; the task takes what is queued (up to 256 items) as one
-//! batch and, in one Postgres transaction: locks the batch's symbols, applies the
-//! log entries other instances appended since this one last looked, risk-checks and
+//! batch and, in one Postgres transaction: locks the batch's symbols, makes sure the
+//! market holds every log entry other instances appended for them, risk-checks and
 //! matches each item in order, appends its orders, fills and log entries, commits
 //! (one fsync for the whole batch), then publishes the fills to Redis and answers.
-//! The market's lock is held for the whole batch, so readers of this instance never
-//! see matches that might still roll back.
+//! While no other instance writes, a batch is matched speculatively and all of that
+//! is one round trip to Postgres; see `steps` for both ways. The market's lock is
+//! held for the whole batch, so readers of this instance never see matches that
+//! might still roll back.
 
-use std::collections::BTreeSet;
+mod steps;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_postgres::Client;
 use tracing::error;
-use trading_core::{OrderIntent, OrderType, Qty, RiskChecker, RiskError, Side};
+use trading_core::{OrderType, Qty, RiskChecker, RiskError, Side};
 
-use crate::batch::Batch;
 use crate::db::{self, FillRow, OrderRow};
-use crate::market::{Core, OrderCommand};
+use crate::market::Core;
 use crate::metrics::Metrics;
+use crate::phases::Phase;
 use crate::redis_pub::RedisPub;
 use crate::store::{self, Stmts};
 
@@ -91,12 +94,14 @@ struct Job {
     /// in fact applied can never be placed twice: the second insert conflicts).
     id: Option<u64>,
     reply: oneshot::Sender<Result<Outcome, String>>,
+    queued: Instant,
 }
 
 /// Handle to queue work.
 #[derive(Debug, Clone)]
 pub struct Sequencer {
     tx: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Job {
@@ -112,16 +117,20 @@ impl Sequencer {
     /// Queue full, or the batch could not be committed (nothing of it happened).
     pub async fn run(&self, work: Work) -> Result<Outcome, String> {
         let (reply, rx) = oneshot::channel();
+        let queued = Instant::now();
         let job = Job {
             work,
             id: None,
             reply,
+            queued,
         };
         self.tx.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => "order queue is full".to_owned(),
             mpsc::error::TrySendError::Closed(_) => "sequencer stopped".to_owned(),
         })?;
-        rx.await.unwrap_or_else(|_| Err("sequencer stopped".to_owned()))
+        let outcome = rx.await.unwrap_or_else(|_| Err("sequencer stopped".to_owned()));
+        self.metrics.phases.observe(Phase::Sequenced, queued.elapsed());
+        outcome
     }
 }
 
@@ -148,12 +157,14 @@ pub struct Context {
 #[must_use]
 pub fn spawn(ctx: Context, client: Client) -> Sequencer {
     let (tx, mut rx) = mpsc::channel::<Job>(65_536);
+    let metrics = ctx.metrics.clone();
     tokio::spawn(async move {
         let mut conn = Conn {
             client: Some(client),
             stmts: None,
         };
         let mut batch: Vec<Job> = Vec::with_capacity(256);
+        let mut mode = steps::Mode::default();
         while let Some(first) = rx.recv().await {
             batch.push(first);
             while batch.len() < 256 {
@@ -162,17 +173,29 @@ pub fn spawn(ctx: Context, client: Client) -> Sequencer {
                     Err(_) => break,
                 }
             }
-            let result = run_batch(&ctx, &mut conn, &mut batch).await;
-            for (i, job) in batch.drain(..).enumerate() {
-                let r = match &result {
-                    Ok(outcomes) => Ok(outcomes[i].clone()),
-                    Err(e) => Err(e.clone()),
-                };
-                let _ = job.reply.send(r);
+            let taken = Instant::now();
+            let phases = &ctx.metrics.phases;
+            phases.batch_size(batch.len());
+            for job in &batch {
+                phases.observe(Phase::Queue, taken.saturating_duration_since(job.queued));
+            }
+            let result = run_batch(&ctx, &mut mode, &mut conn, &mut batch).await;
+            phases.observe(Phase::Batch, taken.elapsed());
+            match result {
+                Ok(outcomes) => {
+                    for (job, outcome) in batch.drain(..).zip(outcomes) {
+                        let _ = job.reply.send(Ok(outcome));
+                    }
+                }
+                Err(e) => {
+                    for job in batch.drain(..) {
+                        let _ = job.reply.send(Err(e.clone()));
+                    }
+                }
             }
         }
     });
-    Sequencer { tx }
+    Sequencer { tx, metrics }
 }
 
 struct Conn {
@@ -199,8 +222,15 @@ impl Conn {
 }
 
 /// Runs one batch, retrying once on a new connection when the old one broke.
-async fn run_batch(ctx: &Context, conn: &mut Conn, jobs: &mut [Job]) -> Result<Vec<Outcome>, String> {
+async fn run_batch(
+    ctx: &Context,
+    mode: &mut steps::Mode,
+    conn: &mut Conn,
+    jobs: &mut [Job],
+) -> Result<Vec<Outcome>, String> {
+    let waited = Instant::now();
     let mut core = ctx.core.lock().await;
+    ctx.metrics.phases.observe(Phase::MarketLock, waited.elapsed());
     let mut last = String::new();
     for attempt in 0..2u64 {
         if attempt > 0 {
@@ -217,11 +247,13 @@ async fn run_batch(ctx: &Context, conn: &mut Conn, jobs: &mut [Job]) -> Result<V
                 continue;
             }
         };
-        match sequence(ctx, &mut core, client, stmts, jobs).await {
+        match steps::sequence(ctx, mode, &mut core, client, stmts, jobs).await {
             Ok((outcomes, batch)) => {
                 drop(core);
-                if let Some(r) = &ctx.redis {
+                if let (Some(r), false) = (&ctx.redis, batch.fills.is_empty()) {
+                    let start = Instant::now();
                     r.publish(&batch.fills).await;
+                    ctx.metrics.phases.observe(Phase::Publish, start.elapsed());
                 }
                 return Ok(outcomes);
             }
@@ -252,89 +284,4 @@ impl From<String> for Failed {
     fn from(error: String) -> Self {
         Failed { error, retry: false }
     }
-}
-
-/// Locks, catches up, matches and writes one batch; the caller holds the market.
-async fn sequence(
-    ctx: &Context,
-    core: &mut Core,
-    client: &mut Client,
-    stmts: &Stmts,
-    jobs: &mut [Job],
-) -> Result<(Vec<Outcome>, Batch), Failed> {
-    let symbols: Vec<String> = jobs
-        .iter()
-        .map(|j| j.work.symbol().to_owned())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let after: Vec<i64> = symbols.iter().map(|s| core.applied(s)).collect();
-    let entries = store::begin_lock_and_read(client, stmts, &symbols, &after).await?;
-    // A replay that diverges from what its writer saw (say, another version
-    // matching differently) is repaired by rebuilding from Postgres, then retrying.
-    let caught_up = core
-        .replay(&entries)
-        .map_err(|error| Failed { error, retry: true })?;
-    ctx.metrics
-        .replayed
-        .fetch_add(caught_up as u64, Ordering::Relaxed);
-    let mut batch = Batch::default();
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    let mut fills = Vec::new();
-    for job in jobs.iter_mut() {
-        let outcome = match &job.work {
-            Work::Place(p) => {
-                let intent = OrderIntent {
-                    side: p.side,
-                    price: match p.kind {
-                        OrderType::Limit(px) => Some(px),
-                        OrderType::Market => None,
-                    },
-                    qty: p.qty,
-                };
-                let exposure = core.exposure(&p.account, &p.symbol);
-                let last = core.engine.last_trade_price(&p.symbol);
-                if let Err(rej) = ctx.risk.check_exposure(&intent, &exposure, last) {
-                    outcomes.push(Outcome::Rejected(rej));
-                    continue;
-                }
-                let id = match job.id {
-                    Some(id) => id,
-                    None => store::next_order_id(core, &*client).await?,
-                };
-                job.id = Some(id);
-                let cmd = OrderCommand {
-                    id,
-                    account: Arc::from(p.account.as_str()),
-                    symbol: p.symbol.clone(),
-                    side: p.side,
-                    kind: p.kind,
-                    qty: p.qty,
-                };
-                fills.clear();
-                let exec = core
-                    .apply_new(&cmd, &mut fills)
-                    .map_err(|e| format!("order {id}: {e}"))?;
-                let (row, fill_rows) = batch.add_new(&cmd, p.client_id.clone(), &exec, &fills);
-                Outcome::Placed {
-                    row,
-                    remaining: i64::try_from(exec.remaining.0).unwrap_or(i64::MAX),
-                    fills: fill_rows,
-                }
-            }
-            Work::Cancel { id, .. } => match core.apply_cancel(*id) {
-                Ok((symbol, rest)) => {
-                    batch.add_cancel(*id, &symbol, rest.remaining);
-                    Outcome::Cancelled
-                }
-                Err(_) => Outcome::NotOpen,
-            },
-        };
-        outcomes.push(outcome);
-    }
-    let heads = batch.write(client, stmts, &ctx.origin).await?;
-    for (symbol, seq) in heads {
-        core.mark_applied(&symbol, seq);
-    }
-    Ok((outcomes, batch))
 }

@@ -5,11 +5,13 @@
 //! taken in key order (so two instances locking several symbols cannot deadlock)
 //! and released by the commit that makes their entries visible.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, GenericClient, IsolationLevel, Row, Statement};
+use tokio_postgres::{Client, IsolationLevel, Row, Statement};
 use tracing::{info, warn};
 use trading_core::{OrderType, Price, Qty, Side};
 
@@ -19,6 +21,9 @@ use crate::metrics::Metrics;
 
 /// First key of the per-symbol advisory locks ("ts"); the second is `hashtext(symbol)`.
 pub const LOCK_NAMESPACE: i32 = 0x7473;
+
+/// SQLSTATE of `order_log_unmoved` (migration 3) refusing a speculative batch.
+pub const MOVED: &str = "TS001";
 
 /// Takes the locks in key order: the outer select runs over the sorted subquery.
 fn lock_sql() -> String {
@@ -31,28 +36,51 @@ fn lock_sql() -> String {
 const LOG_COLUMNS: &str =
     "l.seq, l.symbol, l.kind, l.order_id, l.lots, o.account, o.side, o.order_type, o.price, o.qty";
 
-/// Log entries of the given symbols after the given seqs, in log order.
-fn log_since_sql() -> String {
+/// The entries of symbol `{sym}` after seq `{after}`, each with its order. Both
+/// lateral subqueries are fenced (`OFFSET 0`: Postgres may not flatten them into
+/// joins), so each runs once per symbol, or per entry, with its values bound: index
+/// scans reading what is new, whatever plan Postgres caches for the statement. As
+/// plain joins, a generic plan hashed the whole log and every order: time growing
+/// with their length on every batch.
+fn entries_after(sym: &str, after: &str) -> String {
+    format!(
+        "CROSS JOIN LATERAL (
+             SELECT e.seq, e.symbol, e.kind, e.order_id, e.lots FROM order_log e
+             WHERE e.symbol = {sym} AND e.seq > {after} OFFSET 0
+         ) AS l
+         CROSS JOIN LATERAL (SELECT * FROM orders x WHERE x.id = l.order_id OFFSET 0) AS o"
+    )
+}
+
+/// Log entries of the given symbols after the given seqs, in log order. Only symbols
+/// whose head (`log_heads`) moved past what was applied are read: when no other
+/// instance wrote, that is one lookup per symbol (public for the tests that check
+/// its plan).
+#[must_use]
+pub fn log_since_sql() -> String {
     format!(
         "SELECT {LOG_COLUMNS}
          FROM unnest($1::text[], $2::bigint[]) AS w(symbol, after)
-         JOIN order_log l ON l.symbol = w.symbol AND l.seq > w.after
-         JOIN orders o ON o.id = l.order_id
-         ORDER BY l.seq"
+         CROSS JOIN LATERAL (SELECT seq FROM log_heads WHERE symbol = w.symbol OFFSET 0) AS h
+         {}
+         WHERE h.seq > w.after
+         ORDER BY l.seq",
+        entries_after("w.symbol", "w.after")
     )
 }
 
 /// Log entries of every symbol whose head is past what was applied (symbols not
-/// listed: from the start), in log order.
-fn log_since_all_sql() -> String {
+/// listed: from the start), in log order (public for the tests that check its plan).
+#[must_use]
+pub fn log_since_all_sql() -> String {
     format!(
         "SELECT {LOG_COLUMNS}
          FROM log_heads h
          LEFT JOIN unnest($1::text[], $2::bigint[]) AS w(symbol, after) ON w.symbol = h.symbol
-         JOIN order_log l ON l.symbol = h.symbol AND l.seq > COALESCE(w.after, 0)
-         JOIN orders o ON o.id = l.order_id
+         {}
          WHERE h.seq > COALESCE(w.after, 0)
-         ORDER BY l.seq"
+         ORDER BY l.seq",
+        entries_after("h.symbol", "COALESCE(w.after, 0)")
     )
 }
 
@@ -101,18 +129,39 @@ pub struct Stmts {
     pub(crate) lock: Statement,
     pub(crate) log_since: Statement,
     pub(crate) write: Statement,
+    pub(crate) next_ids: Statement,
+    pub(crate) unmoved: Statement,
 }
 
-/// Prepares the sequencer's statements.
+/// Prepares the sequencer's statements, planned once for the connection's lifetime.
+///
+/// Each is written to run well with its values unknown at planning (arrays of any
+/// length, fenced lateral lookups), so the connection forces generic plans: left to
+/// choose, Postgres compares a generic plan costed for 10-element arrays with custom
+/// plans for the actual one-element arrays, finds it dearer and plans the write
+/// again for every batch, which cost as much as executing it.
 ///
 /// # Errors
 /// Database errors.
 pub async fn prepare(client: &Client) -> Result<Stmts, tokio_postgres::Error> {
+    client
+        .batch_execute("SET plan_cache_mode = force_generic_plan")
+        .await?;
     Ok(Stmts {
         lock: client.prepare(&lock_sql()).await?,
         log_since: client.prepare(&log_since_sql()).await?,
         write: client.prepare(WRITE_SQL).await?,
+        next_ids: client.prepare("SELECT nextval('order_id_blocks')").await?,
+        unmoved: client
+            .prepare("SELECT order_log_unmoved($1::text[], $2::bigint[])")
+            .await?,
     })
+}
+
+/// `fut`'s value and the instant it arrived: pipelined statements are timed by
+/// when each one's answer came back.
+pub(crate) async fn stamped<T, E>(fut: impl Future<Output = Result<T, E>>) -> Result<(T, Instant), E> {
+    fut.await.map(|v| (v, Instant::now()))
 }
 
 pub(crate) fn db_err(e: &tokio_postgres::Error) -> String {
@@ -160,7 +209,8 @@ fn log_entry(r: &Row) -> LogEntry {
 /// Begins a transaction, takes the locks of `symbols` and reads the log entries of
 /// those symbols after `after`: pipelined, one round trip. The caller ends the
 /// transaction ([`Batch::write`](crate::batch::Batch::write) commits it; after an
-/// error, [`rollback`]).
+/// error, [`rollback`]). Also returns when the answers to `BEGIN` and to the locks
+/// arrived.
 ///
 /// # Errors
 /// Database errors, as text.
@@ -169,17 +219,17 @@ pub async fn begin_lock_and_read(
     st: &Stmts,
     symbols: &[String],
     after: &[i64],
-) -> Result<Vec<LogEntry>, String> {
+) -> Result<(Vec<LogEntry>, [Instant; 2]), String> {
     let (lock_params, read_params): (&[&(dyn ToSql + Sync)], &[&(dyn ToSql + Sync)]) =
         (&[&symbols], &[&symbols, &after]);
-    let (_, _, rows) = tokio::try_join!(
+    let (((), begun), (_, locked), rows) = tokio::try_join!(
         biased;
-        client.batch_execute("BEGIN"),
-        client.execute(&st.lock, lock_params),
+        stamped(client.batch_execute("BEGIN")),
+        stamped(client.execute(&st.lock, lock_params)),
         client.query(&st.log_since, read_params)
     )
     .map_err(|e| db_err(&e))?;
-    Ok(rows.iter().map(log_entry).collect())
+    Ok((rows.iter().map(log_entry).collect(), [begun, locked]))
 }
 
 /// Log entries not yet applied for `symbol` (or for every symbol), read without a
@@ -293,13 +343,19 @@ pub async fn rebuild_if_stale(
     Ok(())
 }
 
-/// The next order id, reserving a new block of 1000 from Postgres when needed.
+/// The next order id, reserving a new block of 1000 (ids `start..start+1000`, the
+/// sequence steps by 1000) from Postgres when needed.
 ///
 /// # Errors
 /// Database errors, as text.
-pub async fn next_order_id(core: &mut Core, client: &impl GenericClient) -> Result<u64, String> {
+pub async fn next_order_id(core: &mut Core, client: &Client, st: &Stmts) -> Result<u64, String> {
     if core.next_id >= core.id_end {
-        let start = db::next_id_block(client).await?.unsigned_abs();
+        let start = client
+            .query_one(&st.next_ids, &[])
+            .await
+            .map_err(|e| format!("cannot allocate order ids: {e}"))?
+            .get::<_, i64>(0)
+            .unsigned_abs();
         core.next_id = start;
         core.id_end = start + 1000;
     }
